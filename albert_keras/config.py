@@ -1,0 +1,249 @@
+"""AlbertConfig: the model hyperparameters, presets, and the two config file formats.
+
+Two file formats exist in the wild and disagree on what "gelu" means:
+- the reference TF1 albert_config.json, whose gelu is the tanh approximation;
+- transformers' config.json (it carries "model_type"), where "gelu" is the exact erf
+  form and "gelu_new" the tanh approximation.
+Internally one unambiguous name is kept for each: "gelu_tanh" and "gelu_erf".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import warnings
+
+ACTIVATIONS = ("gelu_tanh", "gelu_erf", "relu", "tanh", "silu", "linear")
+SHARING_MODES = ("all", "attention", "ffn", "none")
+
+# File name -> internal name, by file source.
+_REFERENCE_ACTIVATIONS = {
+    "gelu": "gelu_tanh",
+    "relu": "relu",
+    "tanh": "tanh",
+    "linear": "linear",
+    "swish": "silu",
+    "silu": "silu",
+}
+_TRANSFORMERS_ACTIVATIONS = {
+    "gelu": "gelu_erf",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "relu": "relu",
+    "tanh": "tanh",
+    "silu": "silu",
+    "swish": "silu",
+    "linear": "linear",
+}
+# Internal name -> file name, by file source.
+_REFERENCE_ACTIVATION_NAMES = {
+    "gelu_tanh": "gelu",
+    "relu": "relu",
+    "tanh": "tanh",
+    "linear": "linear",
+}
+_TRANSFORMERS_ACTIVATION_NAMES = {
+    "gelu_tanh": "gelu_new",
+    "gelu_erf": "gelu",
+    "relu": "relu",
+    "tanh": "tanh",
+    "silu": "silu",
+    "linear": "linear",
+}
+
+# Keys some reference or transformers files carry that this model does not use.
+_KNOWN_UNUSED_KEYS = {
+    "down_scale_factor", "net_structure_type", "gap_size", "num_memory_blocks",
+    "model_type", "architectures", "transformers_version", "torch_dtype", "dtype",
+    "pad_token_id", "bos_token_id", "eos_token_id", "classifier_dropout_prob",
+    "position_embedding_type", "output_past", "layers_to_keep", "_name_or_path",
+}
+
+_V2 = dict(vocab_size=30000, embedding_size=128, max_position_embeddings=512,
+           type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+PRESETS = {
+    "base": dict(_V2, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072),
+    "large": dict(_V2, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                  intermediate_size=4096),
+    "xlarge": dict(_V2, hidden_size=2048, num_hidden_layers=24, num_attention_heads=16,
+                   intermediate_size=8192),
+    "xxlarge": dict(_V2, hidden_size=4096, num_hidden_layers=12, num_attention_heads=64,
+                    intermediate_size=16384),
+    # Small enough for unit tests and the CPU demo.
+    "tiny": dict(vocab_size=1000, embedding_size=32, hidden_size=64, num_hidden_layers=4,
+                 num_attention_heads=4, intermediate_size=128, max_position_embeddings=128,
+                 type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+}
+
+
+@dataclasses.dataclass
+class AlbertConfig:
+    """ALBERT hyperparameters with the reference albert_config.json field names.
+
+    sharing selects the cross-layer parameter sharing of the paper's Table 4:
+    "all" (reference ALBERT), "attention" or "ffn" (only that sub-layer shared; the
+    other has its own weights in every layer), "none" (BERT-style, nothing shared).
+    """
+
+    vocab_size: int = 30000
+    embedding_size: int = 128
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_hidden_groups: int = 1
+    inner_group_num: int = 1
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_tanh"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    sharing: str = "all"
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self):
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                     "num_hidden_groups", "inner_group_num", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"AlbertConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"AlbertConfig.{name} must be in [0, 1), got {value!r}")
+        for name in ("initializer_range", "layer_norm_eps"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"AlbertConfig.{name} must be a positive number, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"AlbertConfig.hidden_size ({self.hidden_size}) must be divisible by "
+                f"num_attention_heads ({self.num_attention_heads})")
+        if self.num_hidden_layers % self.num_hidden_groups:
+            raise ValueError(
+                f"AlbertConfig.num_hidden_layers ({self.num_hidden_layers}) must be divisible "
+                f"by num_hidden_groups ({self.num_hidden_groups})")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"AlbertConfig.hidden_act {self.hidden_act!r} is unknown; use one of "
+                f"{', '.join(ACTIVATIONS)}")
+        if self.sharing not in SHARING_MODES:
+            raise ValueError(
+                f"AlbertConfig.sharing {self.sharing!r} is unknown; use one of "
+                f"{', '.join(SHARING_MODES)}")
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def group_of_layer(self, layer_index: int) -> int:
+        """The reference's group for layer i of L: floor(i * G / L)."""
+        return layer_index * self.num_hidden_groups // self.num_hidden_layers
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "AlbertConfig":
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "internal", origin: str = "dict") -> "AlbertConfig":
+        """Builds a config from a mapping.
+
+        source: "internal" (our own names), "reference" (albert_config.json) or
+        "transformers" (config.json); it decides how activation names are read.
+        origin names the file in warnings and errors.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key in fields:
+                kwargs[key] = value
+            elif key not in _KNOWN_UNUSED_KEYS or source == "internal":
+                warnings.warn(f"{origin}: ignoring unknown config key {key!r}", stacklevel=2)
+        if "hidden_act" in kwargs and source != "internal":
+            table = _REFERENCE_ACTIVATIONS if source == "reference" else _TRANSFORMERS_ACTIVATIONS
+            act = kwargs["hidden_act"]
+            if act not in table:
+                raise ValueError(
+                    f"{origin}: field 'hidden_act' has unknown activation {act!r} for a "
+                    f"{source} config; known: {', '.join(sorted(table))}")
+            kwargs["hidden_act"] = table[act]
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{origin}: {error}") from error
+
+    @classmethod
+    def from_json_file(cls, path) -> "AlbertConfig":
+        """Reads a reference albert_config.json or a transformers config.json."""
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON (line {error.lineno}): {error.msg}") from error
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
+        if "model_type" in values:
+            if values["model_type"] != "albert":
+                raise ValueError(f"{path}: model_type is {values['model_type']!r}, not 'albert'")
+            source = "transformers"
+        elif values.get("_albert_keras_format") == "internal":
+            source = "internal"
+            values = {k: v for k, v in values.items() if k != "_albert_keras_format"}
+        else:
+            source = "reference"
+        return cls.from_dict(values, source=source, origin=path)
+
+    def to_json_file(self, path, format: str = "reference") -> None:
+        """Writes the config as "reference" (albert_config.json), "transformers"
+        (config.json) or "internal" (our field names, lossless). Written atomically."""
+        path = os.fspath(path)
+        values = self.to_dict()
+        if format in ("reference", "transformers"):
+            table = (_REFERENCE_ACTIVATION_NAMES if format == "reference"
+                     else _TRANSFORMERS_ACTIVATION_NAMES)
+            if self.hidden_act not in table:
+                raise ValueError(
+                    f"hidden_act {self.hidden_act!r} cannot be written in a {format} config")
+            if self.sharing != "all":
+                raise ValueError(
+                    f"sharing={self.sharing!r} cannot be expressed in a {format} config; "
+                    "use format='internal'")
+            values["hidden_act"] = table[self.hidden_act]
+            del values["sharing"]
+            if format == "transformers":
+                values.update(model_type="albert", architectures=["AlbertForPreTraining"],
+                              pad_token_id=0, bos_token_id=2, eos_token_id=3,
+                              classifier_dropout_prob=0.1, position_embedding_type="absolute")
+        elif format == "internal":
+            values["_albert_keras_format"] = "internal"
+        else:
+            raise ValueError(f"Unknown config format {format!r}: use reference, transformers or internal")
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(values, f, indent=2, sort_keys=True)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
