@@ -1,5 +1,6 @@
 """ALBERT (A Lite BERT) in TensorFlow 2 / Keras 3."""
 
 from albert_keras.config import AlbertConfig
+from albert_keras.models import AlbertBackbone, AlbertPretrainer
 
-__all__ = ["AlbertConfig"]
+__all__ = ["AlbertBackbone", "AlbertConfig", "AlbertPretrainer"]

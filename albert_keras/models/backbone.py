@@ -1,0 +1,75 @@
+"""AlbertBackbone: token ids in, sequence and pooled representations out."""
+
+import keras
+
+from albert_keras.config import AlbertConfig
+from albert_keras.layers import FactorizedEmbedding, Pooler, SharedEncoder
+
+INPUT_NAMES = ("input_ids", "segment_ids", "input_mask")
+
+
+def backbone_inputs():
+    """The three int32 [batch, seq] inputs, by their reference record names."""
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
+
+
+def _as_config(config):
+    if isinstance(config, AlbertConfig):
+        return config
+    if isinstance(config, dict):
+        return AlbertConfig.from_dict(config)
+    raise TypeError(f"config must be an AlbertConfig or a dict, got {type(config).__name__}")
+
+
+@keras.saving.register_keras_serializable(package="albert_keras")
+class AlbertBackbone(keras.Model):
+    """ALBERT encoder as a functional Keras model.
+
+    Inputs: dict of int32 [batch, seq] "input_ids", "segment_ids", "input_mask".
+    Outputs: dict with "sequence_output" [batch, seq, H] and "pooled_output" [batch, H];
+    with output_hidden_states=True also "hidden_states", a list of L + 1 tensors
+    [batch, seq, H]: the projected embeddings followed by each layer's output.
+    """
+
+    def __init__(self, config, output_hidden_states=False, **kwargs):
+        config = _as_config(config)
+        dtype = kwargs.pop("dtype", None)
+        inputs = backbone_inputs()
+        embedding = FactorizedEmbedding(
+            config.vocab_size, config.embedding_size, config.hidden_size,
+            type_vocab_size=config.type_vocab_size,
+            max_position_embeddings=config.max_position_embeddings,
+            dropout=config.hidden_dropout_prob, layer_norm_eps=config.layer_norm_eps,
+            initializer_range=config.initializer_range, dtype=dtype, name="embeddings")
+        encoder = SharedEncoder(
+            config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
+            config.intermediate_size, num_groups=config.num_hidden_groups,
+            inner_group_num=config.inner_group_num, sharing=config.sharing,
+            activation=config.hidden_act, hidden_dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
+            layer_norm_eps=config.layer_norm_eps, initializer_range=config.initializer_range,
+            dtype=dtype, name="encoder")
+        pooler = Pooler(config.hidden_size, initializer_range=config.initializer_range,
+                        dtype=dtype, name="pooler")
+
+        x = embedding(inputs["input_ids"], inputs["segment_ids"])
+        states = encoder(x, inputs["input_mask"], return_all_layers=output_hidden_states)
+        sequence_output = states[-1] if output_hidden_states else states
+        outputs = {"sequence_output": sequence_output, "pooled_output": pooler(sequence_output)}
+        if output_hidden_states:
+            outputs["hidden_states"] = states
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.config = config
+        self.output_hidden_states = output_hidden_states
+        self.embedding = embedding
+        self.encoder = encoder
+        self.pooler = pooler
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "output_hidden_states": self.output_hidden_states,
+                "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

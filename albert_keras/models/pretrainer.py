@@ -1,0 +1,126 @@
+"""AlbertPretrainer: backbone + MLM and SOP heads, trainable with compile() + fit().
+
+fit() takes a dataset of feature dicts in the reference record layout: the inputs
+plus "masked_lm_ids", "masked_lm_weights" and "next_sentence_labels" (the SOP label).
+No separate y is needed.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from albert_keras.layers import MaskedLMHead, SentenceOrderHead
+from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
+
+LABEL_NAMES = ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+
+
+def _sum_over_replicas(value):
+    """Sums a per-replica value over all replicas (identity outside tf.distribute).
+
+    Losses are divided by global counts so that the replicas' summed gradients equal
+    the single-device gradient of the same global batch, whatever the padding share.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return value
+
+
+@keras.saving.register_keras_serializable(package="albert_keras")
+class AlbertPretrainer(keras.Model):
+    """Inputs: the backbone's three inputs and "masked_lm_positions" int32 [batch, P].
+    Outputs: "mlm_logits" float32 [batch, P, V] and "sop_logits" float32 [batch, 2].
+
+    Loss = masked-LM cross entropy (mean over real predictions, weighted by
+    masked_lm_weights) + sentence-order cross entropy (mean over the batch).
+    """
+
+    def __init__(self, config=None, backbone=None, **kwargs):
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        if backbone is None:
+            if config is None:
+                raise ValueError("AlbertPretrainer needs a config or a backbone")
+            backbone = AlbertBackbone(config, dtype=kwargs.get("dtype"))
+        elif config is not None:
+            raise ValueError("Pass either config or backbone to AlbertPretrainer, not both")
+        config = backbone.config
+        inputs = backbone_inputs()
+        inputs["masked_lm_positions"] = keras.Input(
+            shape=(None,), dtype="int32", name="masked_lm_positions")
+        dtype = kwargs.pop("dtype", None)
+        mlm_head = MaskedLMHead(
+            backbone.embedding, activation=config.hidden_act,
+            layer_norm_eps=config.layer_norm_eps, initializer_range=config.initializer_range,
+            dtype=dtype, name="mlm_head")
+        sop_head = SentenceOrderHead(
+            dropout=config.hidden_dropout_prob, initializer_range=config.initializer_range,
+            dtype=dtype, name="sop_head")
+
+        encoded = backbone({name: inputs[name] for name in INPUT_NAMES})
+        outputs = {
+            "mlm_logits": mlm_head(encoded["sequence_output"], inputs["masked_lm_positions"]),
+            "sop_logits": sop_head(encoded["pooled_output"]),
+        }
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.backbone = backbone
+        self.config = config
+        self.mlm_head = mlm_head
+        self.sop_head = sop_head
+        self.masked_lm_loss = keras.metrics.Mean(name="masked_lm_loss")
+        self.masked_lm_accuracy = keras.metrics.Mean(name="masked_lm_accuracy")
+        self.sentence_order_loss = keras.metrics.Mean(name="sentence_order_loss")
+        self.sentence_order_accuracy = keras.metrics.Mean(name="sentence_order_accuracy")
+
+    def call(self, inputs, training=None):
+        # Batches carry labels beside the inputs; the graph takes only its inputs.
+        if isinstance(inputs, dict):
+            inputs = {name: inputs[name] for name in self.input_names}
+        return super().call(inputs, training=training)
+
+    @property
+    def input_names(self):
+        return list(INPUT_NAMES) + ["masked_lm_positions"]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        missing = [name for name in LABEL_NAMES if not isinstance(x, dict) or name not in x]
+        if missing:
+            raise ValueError(f"AlbertPretrainer needs the label features {missing} in each batch")
+        mlm_logits = ops.cast(y_pred["mlm_logits"], "float32")
+        sop_logits = ops.cast(y_pred["sop_logits"], "float32")
+        mlm_ids = ops.cast(x["masked_lm_ids"], "int32")
+        mlm_weights = ops.cast(x["masked_lm_weights"], "float32")
+        sop_labels = ops.cast(ops.reshape(x["next_sentence_labels"], (-1,)), "int32")
+
+        mlm_losses = keras.losses.sparse_categorical_crossentropy(
+            mlm_ids, mlm_logits, from_logits=True)
+        global_weight = _sum_over_replicas(ops.sum(mlm_weights))
+        mlm_loss = ops.sum(mlm_losses * mlm_weights) / ops.maximum(global_weight, 1e-5)
+
+        sop_losses = keras.losses.sparse_categorical_crossentropy(
+            sop_labels, sop_logits, from_logits=True)
+        global_batch = _sum_over_replicas(ops.cast(ops.shape(sop_losses)[0], "float32"))
+        sop_loss = ops.sum(sop_losses) / global_batch
+
+        mlm_correct = ops.cast(ops.equal(ops.argmax(mlm_logits, -1), mlm_ids), "float32")
+        sop_correct = ops.cast(ops.equal(ops.argmax(sop_logits, -1), sop_labels), "float32")
+        self.masked_lm_loss.update_state(mlm_losses, sample_weight=mlm_weights)
+        self.masked_lm_accuracy.update_state(mlm_correct, sample_weight=mlm_weights)
+        self.sentence_order_loss.update_state(sop_losses)
+        self.sentence_order_accuracy.update_state(sop_correct)
+
+        total = mlm_loss + sop_loss
+        for loss in self.losses:
+            total = total + keras.losses.loss.scale_loss_for_distribution(
+                ops.cast(ops.sum(loss), "float32"))
+        return total
+
+    def get_config(self):
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
