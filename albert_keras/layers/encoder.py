@@ -16,7 +16,11 @@ _MASK_BIAS = -1e9
 
 
 def attention_bias(input_mask):
-    """[batch, seq] 1/0 mask -> [batch, 1, 1, seq] float32 additive bias."""
+    """[batch, seq] 1/0 mask -> [batch, 1, 1, seq] float32 additive bias.
+
+    Built inside each attention call from the integer mask: a float bias passed
+    between layers would be autocast to float16 and overflow to -inf.
+    """
     mask = ops.cast(input_mask, "float32")
     return ops.expand_dims(ops.expand_dims((1.0 - mask) * _MASK_BIAS, 1), 1)
 
@@ -55,7 +59,7 @@ class SelfAttention(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="layer_norm")
 
-    def build(self, x_shape, bias_shape=None):
+    def build(self, x_shape, input_mask_shape=None):
         for dense in (self.query, self.key, self.value, self.output_dense):
             dense.build((None, None, self.hidden_size))
         self.layer_norm.build((None, None, self.hidden_size))
@@ -65,8 +69,9 @@ class SelfAttention(keras.layers.Layer):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
         return ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
 
-    def call(self, x, bias, training=None):
-        """x: [batch, seq, H]; bias: [batch, 1, 1, seq] float32 additive mask."""
+    def call(self, x, input_mask, training=None):
+        """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding."""
+        bias = attention_bias(input_mask)
         q = self._split_heads(self.query(x))
         k = self._split_heads(self.key(x))
         v = self._split_heads(self.value(x))
@@ -80,7 +85,7 @@ class SelfAttention(keras.layers.Layer):
         out = self.output_dropout(self.output_dense(context), training=training)
         return self.layer_norm(x + out)
 
-    def compute_output_shape(self, x_shape, bias_shape=None):
+    def compute_output_shape(self, x_shape, input_mask_shape=None):
         return x_shape
 
     def get_config(self):
@@ -168,17 +173,18 @@ class TransformerBlock(keras.layers.Layer):
             hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
             initializer_range=initializer_range, dtype=self.dtype_policy, name="feed_forward")
 
-    def build(self, x_shape, bias_shape=None):
+    def build(self, x_shape, input_mask_shape=None):
         if not self.attention.built:
             self.attention.build(x_shape)
         if not self.feed_forward.built:
             self.feed_forward.build(x_shape)
         self.built = True
 
-    def call(self, x, bias, training=None):
-        return self.feed_forward(self.attention(x, bias, training=training), training=training)
+    def call(self, x, input_mask, training=None):
+        return self.feed_forward(self.attention(x, input_mask, training=training),
+                                 training=training)
 
-    def compute_output_shape(self, x_shape, bias_shape=None):
+    def compute_output_shape(self, x_shape, input_mask_shape=None):
         return x_shape
 
     def get_config(self):
@@ -289,18 +295,21 @@ class SharedEncoder(keras.layers.Layer):
         Returns the last layer's output, or with return_all_layers a list of L + 1
         tensors: the input followed by every layer's output.
         """
-        bias = attention_bias(input_mask)
         hidden_states = [x]
         step = 0
         for _ in range(self.num_layers):
             for _ in range(self.inner_group_num):
-                x = self.blocks[self._schedule[step]](x, bias, training=training)
+                x = self.blocks[self._schedule[step]](x, input_mask, training=training)
                 step += 1
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
 
-    def compute_output_shape(self, x_shape, input_mask_shape=None):
-        return x_shape
+    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False):
+        spec = keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+        if return_all_layers:
+            return [keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+                    for _ in range(self.num_layers + 1)]
+        return spec
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,115 @@
+"""AlbertBackbone and AlbertPretrainer: shapes, padding, loss, fit, saving, precision."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+
+from albert_keras import AlbertBackbone, AlbertPretrainer
+from model_harness import (assert_keras_round_trip, backbone_batch, pretraining_batch,
+                           small_config)
+
+
+def test_backbone_outputs_and_hidden_states():
+    config = small_config()
+    model = AlbertBackbone(config, output_hidden_states=True)
+    out = model(backbone_batch(config))
+    assert out["sequence_output"].shape == (3, 12, 32)
+    assert out["pooled_output"].shape == (3, 32)
+    assert len(out["hidden_states"]) == config.num_hidden_layers + 1
+    np.testing.assert_allclose(out["hidden_states"][-1], out["sequence_output"])
+
+
+def test_padding_content_does_not_change_real_positions():
+    config = small_config()
+    model = AlbertBackbone(config)
+    batch = backbone_batch(config)
+    changed = {k: v.copy() for k, v in batch.items()}
+    changed["input_ids"][batch["input_mask"] == 0] = 77
+    a = model(batch)["sequence_output"].numpy()
+    b = model(changed)["sequence_output"].numpy()
+    real = batch["input_mask"] == 1
+    np.testing.assert_allclose(a[real], b[real], atol=1e-5)
+
+
+@pytest.mark.parametrize("sharing", ["all", "none"])
+def test_backbone_round_trip(tmp_path, sharing):
+    config = small_config(sharing=sharing)
+    assert_keras_round_trip(AlbertBackbone(config), backbone_batch(config), tmp_path, atol=1e-5)
+
+
+def test_pretrainer_round_trip_keeps_tied_weights(tmp_path):
+    config = small_config()
+    model = AlbertPretrainer(config)
+    batch = pretraining_batch(config)
+    restored = assert_keras_round_trip(model, batch, tmp_path, atol=1e-5)
+    assert restored.mlm_head.embedding is restored.backbone.embedding
+
+
+def test_pretrainer_loss_is_weighted_mlm_mean_plus_sop_mean():
+    config = small_config()
+    model = AlbertPretrainer(config)
+    batch = pretraining_batch(config)
+    out = model(batch)
+    loss = float(model.compute_loss(x=batch, y_pred=out))
+
+    logits = out["mlm_logits"].numpy().astype("float64")
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    picked = np.take_along_axis(logp, batch["masked_lm_ids"][..., None], -1)[..., 0]
+    w = batch["masked_lm_weights"]
+    mlm = -(picked * w).sum() / w.sum()
+    sop_logits = out["sop_logits"].numpy().astype("float64")
+    sop_logp = sop_logits - np.log(np.exp(sop_logits).sum(-1, keepdims=True))
+    sop = -np.take_along_axis(sop_logp, batch["next_sentence_labels"], -1).mean()
+    assert loss == pytest.approx(mlm + sop, rel=1e-5)
+    assert float(model.masked_lm_loss.result()) == pytest.approx(mlm, rel=1e-5)
+
+
+def test_pretrainer_fit_on_feature_dicts_lowers_loss():
+    config = small_config()
+    model = AlbertPretrainer(config)
+    batch = pretraining_batch(config, batch=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=30,
+                        epochs=2, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.6 * losses[0]
+    for name in ("masked_lm_accuracy", "masked_lm_loss", "sentence_order_accuracy",
+                 "sentence_order_loss"):
+        assert name in history.history
+    evaluation = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
+    assert evaluation["masked_lm_accuracy"] > 0.5
+
+
+def test_pretrainer_without_labels_is_a_clear_error():
+    config = small_config()
+    model = AlbertPretrainer(config)
+    batch = pretraining_batch(config)
+    del batch["masked_lm_weights"]
+    with pytest.raises(ValueError, match="masked_lm_weights"):
+        model.compute_loss(x=batch, y_pred=model(batch))
+
+
+def test_pretrainer_needs_config_or_backbone():
+    with pytest.raises(ValueError, match="config or a backbone"):
+        AlbertPretrainer()
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_pretrainer_mixed_precision_close_to_float32(policy):
+    config = small_config()
+    batch = pretraining_batch(config)
+    reference = AlbertPretrainer(config)
+    expected = reference(batch)
+    keras.config.set_dtype_policy(policy)
+    model = AlbertPretrainer(config)
+    model.set_weights(reference.get_weights())
+    out = model(batch)
+    assert out["mlm_logits"].dtype == "float32" and out["sop_logits"].dtype == "float32"
+    tolerance = 0.15 if policy == "mixed_bfloat16" else 0.02
+    np.testing.assert_allclose(out["mlm_logits"], expected["mlm_logits"], atol=tolerance)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=3,
+                        verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
