@@ -113,3 +113,21 @@ def test_pretrainer_mixed_precision_close_to_float32(policy):
     history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=3,
                         verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_classifier_learns_and_round_trips(tmp_path):
+    from albert_keras import AlbertClassifier
+    config = small_config()
+    batch = backbone_batch(config, batch=8, padded=False)
+    labels = (batch["input_ids"][:, 1] > 50).astype("int32")
+    model = AlbertClassifier(config, num_labels=2, label_names=["low", "high"], dropout=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(tf.data.Dataset.from_tensors((batch, labels)).repeat(), steps_per_epoch=30,
+              verbose=0)
+    assert model.evaluate(batch, labels, verbose=0, return_dict=True)["accuracy"] == 1.0
+    restored = assert_keras_round_trip(model, batch, tmp_path, atol=1e-5)
+    assert restored.label_names == ["low", "high"]
+    regression = AlbertClassifier(config, task_type="regression")
+    assert regression(batch).shape == (8, 1)

@@ -1,6 +1,7 @@
-"""Functional Keras models: the backbone and the pretraining model."""
+"""Functional Keras models: the backbone, the pretraining model and the classifier."""
 
 from albert_keras.models.backbone import AlbertBackbone
+from albert_keras.models.classifier import AlbertClassifier
 from albert_keras.models.pretrainer import AlbertPretrainer
 
-__all__ = ["AlbertBackbone", "AlbertPretrainer"]
+__all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertPretrainer"]

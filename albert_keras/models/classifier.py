@@ -1,0 +1,67 @@
+"""AlbertClassifier: pooled output -> dropout -> Dense(num_labels), for GLUE-style tasks."""
+
+import keras
+
+from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
+
+TASK_TYPES = ("classification", "regression")
+
+
+@keras.saving.register_keras_serializable(package="albert_keras")
+class AlbertClassifier(keras.Model):
+    """Sentence and sentence-pair classification or regression.
+
+    Inputs: the backbone's "input_ids", "segment_ids", "input_mask".
+    Output: float32 logits [batch, num_labels] for classification, or scores
+    [batch, 1] for regression (num_labels is then 1).
+    """
+
+    def __init__(self, config=None, backbone=None, num_labels=2, task_type="classification",
+                 dropout=0.1, label_names=None, **kwargs):
+        if task_type not in TASK_TYPES:
+            raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
+        if task_type == "regression":
+            num_labels = 1
+        if not isinstance(num_labels, int) or num_labels < 1:
+            raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        if backbone is None:
+            if config is None:
+                raise ValueError("AlbertClassifier needs a config or a backbone")
+            backbone = AlbertBackbone(config)
+        elif config is not None:
+            raise ValueError("Pass either config or backbone to AlbertClassifier, not both")
+        dtype = kwargs.pop("dtype", None)
+        inputs = backbone_inputs()
+        pooled = backbone(inputs)["pooled_output"]
+        dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout")
+        head = keras.layers.Dense(
+            num_labels, kernel_initializer=keras.initializers.TruncatedNormal(
+                stddev=backbone.config.initializer_range), dtype=dtype, name="classifier")
+        logits = keras.layers.Activation("linear", dtype="float32", name="logits")(
+            head(dropout_layer(pooled)))
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self.backbone = backbone
+        self.config = backbone.config
+        self.num_labels = num_labels
+        self.task_type = task_type
+        self.dropout_rate = dropout
+        self.label_names = list(label_names) if label_names is not None else None
+        self.classifier = head
+
+    def call(self, inputs, training=None):
+        # Batches may carry more features than the graph takes.
+        if isinstance(inputs, dict):
+            inputs = {name: inputs[name] for name in INPUT_NAMES}
+        return super().call(inputs, training=training)
+
+    def get_config(self):
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_labels": self.num_labels, "task_type": self.task_type,
+                "dropout": self.dropout_rate, "label_names": self.label_names,
+                "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
