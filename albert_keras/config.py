@@ -60,6 +60,7 @@ _KNOWN_UNUSED_KEYS = {
     "model_type", "architectures", "transformers_version", "torch_dtype", "dtype",
     "pad_token_id", "bos_token_id", "eos_token_id", "classifier_dropout_prob",
     "position_embedding_type", "output_past", "layers_to_keep", "_name_or_path",
+    "tie_word_embeddings",
 }
 
 _V2 = dict(vocab_size=30000, embedding_size=128, max_position_embeddings=512,

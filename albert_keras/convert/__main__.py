@@ -1,0 +1,51 @@
+"""Command line: convert pretrained weights to a .keras file.
+
+    python -m albert_keras.convert --from transformers DIR --output model.keras
+    python -m albert_keras.convert --from tf1 model.ckpt-125000 --config albert_config.json \
+        --output model.keras
+    python -m albert_keras.convert --from keras_hub PRESET_OR_DIR --output backbone.keras
+
+transformers and tf1 give an AlbertPretrainer (backbone + MLM and SOP heads);
+keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
+"""
+
+import argparse
+import sys
+
+from albert_keras.convert import from_keras_hub, from_tf1_checkpoint, from_transformers
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m albert_keras.convert", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="source", required=True,
+                        choices=("transformers", "tf1", "keras_hub"),
+                        help="the format of INPUT")
+    parser.add_argument("input", help="transformers: a save_pretrained directory; tf1: a "
+                        "checkpoint prefix; keras_hub: a preset name or directory")
+    parser.add_argument("--config", help="tf1 only: the reference albert_config.json")
+    parser.add_argument("--output", required=True, help="where to write the .keras file")
+    args = parser.parse_args(argv)
+    if not args.output.endswith(".keras"):
+        parser.error("--output must end in .keras")
+    if (args.source == "tf1") != (args.config is not None):
+        parser.error("--config is required with --from tf1 and only used there")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.source == "transformers":
+        model = from_transformers(args.input)
+    elif args.source == "tf1":
+        model = from_tf1_checkpoint(args.input, args.config)
+    else:
+        model = from_keras_hub(args.input)
+    model.save(args.output)
+    print(f"wrote {args.output}: {type(model).__name__}, {model.count_params():,} parameters")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

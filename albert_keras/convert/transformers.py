@@ -1,0 +1,195 @@
+"""from_transformers: a Hugging Face transformers ALBERT directory -> AlbertPretrainer.
+
+Reads what save_pretrained writes for AlbertModel, AlbertForPreTraining or
+AlbertForMaskedLM: config.json plus model.safetensors (or its sharded index) or
+pytorch_model.bin. Keys carry an "albert." prefix in the models with heads and none in
+AlbertModel. Torch Linear weights are [out, in] and are transposed for Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+
+from albert_keras.config import AlbertConfig
+from albert_keras.convert.weights import ConversionError, Mapping, dense, layer_norm, load_parts
+from albert_keras.models import AlbertPretrainer
+
+CONFIG_NAME = "config.json"
+SAFETENSORS_NAME = "model.safetensors"
+SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
+PYTORCH_NAME = "pytorch_model.bin"
+
+# Heads a saved model may lack, with the keys that hold them ({p}: "albert." or "").
+_OPTIONAL_PARTS = {
+    "pooler": "{p}pooler.*",
+    "mlm_head": "predictions.*",
+    "sop_head": "sop_classifier.*",
+}
+# The MLM decoder is tied to the word embeddings and its bias to predictions.bias;
+# both copies are checked, then not loaded twice.
+_TIED_DECODER_WEIGHT = "predictions.decoder.weight"
+_TIED_DECODER_BIAS = "predictions.decoder.bias"
+
+
+def from_transformers(directory) -> AlbertPretrainer:
+    """Builds an AlbertPretrainer from a transformers save_pretrained directory.
+
+    Heads missing from the file (AlbertModel has no MLM/SOP heads, AlbertForMaskedLM no
+    pooler or SOP head) stay freshly initialised, with a warning naming them. A file
+    that does not fit (missing variables, wrong shapes, another architecture) raises
+    ConversionError naming the variable.
+    """
+    directory = os.fspath(directory)
+    config = AlbertConfig.from_json_file(os.path.join(directory, CONFIG_NAME))
+    arrays, origin = read_state_dict(directory)
+    prefix = "albert." if any(key.startswith("albert.") for key in arrays) else ""
+    _resolve_tied_decoder(arrays, prefix, origin)
+
+    pretrainer = AlbertPretrainer(config)
+    absent, used = load_parts(
+        _parts(pretrainer, prefix), optional=_OPTIONAL_PARTS, read=arrays.__getitem__,
+        available=set(arrays), origin=origin)
+    if absent:
+        heads = ", ".join(f"{part} ({_OPTIONAL_PARTS[part].format(p=prefix)})"
+                          for part in absent)
+        warnings.warn(f"{origin} has no weights for {heads}: left freshly initialised",
+                      stacklevel=2)
+    unused = sorted(key for key in arrays if key not in used and not _is_ignorable(key))
+    if unused:
+        warnings.warn(f"{origin}: ignoring {len(unused)} variables that AlbertPretrainer "
+                      f"does not have: {', '.join(unused[:10])}", stacklevel=2)
+    return pretrainer
+
+
+def read_state_dict(directory: str) -> tuple[dict[str, np.ndarray], str]:
+    """Name -> numpy array for the weights in a save_pretrained directory,
+    and the path they came from."""
+    path = os.path.join(directory, SAFETENSORS_NAME)
+    if os.path.exists(path):
+        return _read_safetensors(path), path
+    index = os.path.join(directory, SAFETENSORS_INDEX_NAME)
+    if os.path.exists(index):
+        with open(index, encoding="utf-8") as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        arrays = {}
+        for shard in shards:
+            arrays.update(_read_safetensors(os.path.join(directory, shard)))
+        return arrays, index
+    path = os.path.join(directory, PYTORCH_NAME)
+    if os.path.exists(path):
+        return _read_pytorch(path), path
+    raise FileNotFoundError(
+        f"{directory}: no {SAFETENSORS_NAME}, {SAFETENSORS_INDEX_NAME} or {PYTORCH_NAME}")
+
+
+def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="np") as f:
+            return {key: f.get_tensor(key) for key in f.keys()}
+    except TypeError:
+        # numpy has no bfloat16: read through torch and widen to float32.
+        torch = _import_torch(path)
+        with safe_open(path, framework="pt") as f:
+            return {key: _torch_to_numpy(torch, f.get_tensor(key)) for key in f.keys()}
+
+
+def _read_pytorch(path: str) -> dict[str, np.ndarray]:
+    torch = _import_torch(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {key: _torch_to_numpy(torch, value) for key, value in state.items()}
+
+
+def _import_torch(path: str):
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(
+            f"Reading {path} needs PyTorch (pip install torch), or re-save the model with "
+            "save_pretrained(..., safe_serialization=True) in float32/float16 to get a "
+            "model.safetensors that numpy reads") from error
+    return torch
+
+
+def _torch_to_numpy(torch, tensor) -> np.ndarray:
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def _resolve_tied_decoder(arrays: dict, prefix: str, origin: str) -> None:
+    """Checks the MLM decoder copies equal what they are tied to; fills predictions.bias
+    from the decoder bias when only the latter was saved."""
+    words = arrays.get(f"{prefix}embeddings.word_embeddings.weight")
+    decoder = arrays.get(_TIED_DECODER_WEIGHT)
+    if decoder is not None and words is not None and (
+            decoder.shape != words.shape or not np.array_equal(decoder, words)):
+        raise ConversionError(
+            f"{origin}: variable {_TIED_DECODER_WEIGHT!r} differs from "
+            f"'{prefix}embeddings.word_embeddings.weight'; ALBERT ties them "
+            "(tie_word_embeddings=False is not supported)")
+    decoder_bias = arrays.get(_TIED_DECODER_BIAS)
+    if decoder_bias is not None:
+        bias = arrays.setdefault("predictions.bias", decoder_bias)
+        if bias.shape != decoder_bias.shape or not np.array_equal(bias, decoder_bias):
+            raise ConversionError(
+                f"{origin}: variable {_TIED_DECODER_BIAS!r} differs from 'predictions.bias'")
+
+
+def _is_ignorable(key: str) -> bool:
+    return key in (_TIED_DECODER_WEIGHT, _TIED_DECODER_BIAS) or key.endswith("position_ids")
+
+
+def _linear(prefix, layer):
+    return dense(prefix, layer, "weight", "bias", transpose=True, separator=".")
+
+
+def _norm(prefix, layer):
+    return layer_norm(prefix, layer, "weight", "bias", separator=".")
+
+
+def _parts(pretrainer: AlbertPretrainer, prefix: str) -> dict[str, list[Mapping]]:
+    """transformers names -> our variables, grouped into the backbone and the heads."""
+    backbone = pretrainer.backbone
+    config = backbone.config
+    embedding, encoder = backbone.embedding, backbone.encoder
+    p = prefix
+    mappings = [
+        Mapping(f"{p}embeddings.word_embeddings.weight", embedding.word_embeddings),
+        Mapping(f"{p}embeddings.token_type_embeddings.weight", embedding.token_type_embeddings),
+        Mapping(f"{p}embeddings.position_embeddings.weight", embedding.position_embeddings),
+        *_norm(f"{p}embeddings.LayerNorm", embedding.layer_norm),
+        *_linear(f"{p}encoder.embedding_hidden_mapping_in", embedding.projection),
+    ]
+    for group in range(config.num_hidden_groups):
+        for inner in range(config.inner_group_num):
+            # With sharing "all", group G's inner block K owns index G * K_count + K.
+            owner = group * config.inner_group_num + inner
+            attention = encoder.attention_layers[owner]
+            feed_forward = encoder.feed_forward_layers[owner]
+            block = f"{p}encoder.albert_layer_groups.{group}.albert_layers.{inner}"
+            mappings += [
+                *_linear(f"{block}.attention.query", attention.query),
+                *_linear(f"{block}.attention.key", attention.key),
+                *_linear(f"{block}.attention.value", attention.value),
+                *_linear(f"{block}.attention.dense", attention.output_dense),
+                *_norm(f"{block}.attention.LayerNorm", attention.layer_norm),
+                *_linear(f"{block}.ffn", feed_forward.intermediate),
+                *_linear(f"{block}.ffn_output", feed_forward.output_dense),
+                *_norm(f"{block}.full_layer_layer_norm", feed_forward.layer_norm),
+            ]
+    mlm = pretrainer.mlm_head
+    return {
+        "backbone": mappings,
+        "pooler": _linear(f"{p}pooler", backbone.pooler.dense),
+        "mlm_head": [*_linear("predictions.dense", mlm.dense),
+                     *_norm("predictions.LayerNorm", mlm.layer_norm),
+                     Mapping("predictions.bias", mlm.output_bias)],
+        "sop_head": _linear("sop_classifier.classifier", pretrainer.sop_head.dense),
+    }
