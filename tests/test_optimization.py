@@ -1,0 +1,51 @@
+"""The schedule and LAMB update against hand computations of the reference formulas."""
+
+import numpy as np
+import pytest
+
+import keras
+
+from albert_keras.optimization import AlbertLamb, WarmupPolynomialDecay, create_optimizer
+
+
+def test_schedule_warms_up_then_decays_linearly_to_zero():
+    schedule = WarmupPolynomialDecay(1e-3, total_steps=100, warmup_steps=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 150)]
+    np.testing.assert_allclose(values, [0.0, 5e-4, 9e-4, 4.5e-4, 0.0, 0.0], atol=1e-9)
+    restored = WarmupPolynomialDecay.from_config(schedule.get_config())
+    assert float(restored(55)) == pytest.approx(4.5e-4)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupPolynomialDecay(1e-3, total_steps=10, warmup_steps=20)
+
+
+def reference_lamb_step(w, g, lr, decay, beta_1=0.9, beta_2=0.999, eps=1e-6):
+    m = (1 - beta_1) * g
+    v = (1 - beta_2) * g * g
+    update = m / (np.sqrt(v) + eps)
+    if decay:
+        update = update + 0.01 * w
+        ratio = np.linalg.norm(w) / np.linalg.norm(update)
+        update = ratio * update
+    return w - lr * update
+
+
+def test_lamb_matches_reference_update_and_exclusions():
+    kernel = keras.Variable(np.array([[0.5, -1.0], [2.0, 0.1]], "float32"), name="kernel")
+    bias = keras.Variable(np.array([0.3, -0.2], "float32"), name="bias")
+    grads = [np.array([[0.1, 0.2], [-0.3, 0.05]], "float32"), np.array([0.01, -0.4], "float32")]
+    expected = [reference_lamb_step(kernel.numpy(), grads[0], 0.1, decay=True),
+                reference_lamb_step(bias.numpy(), grads[1], 0.1, decay=False)]
+    optimizer = AlbertLamb(learning_rate=0.1)
+    optimizer.apply_gradients(zip(grads, [kernel, bias]))
+    np.testing.assert_allclose(kernel.numpy(), expected[0], rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), expected[1], rtol=1e-5)
+
+
+def test_create_optimizer_variants():
+    lamb = create_optimizer("lamb", total_steps=10, warmup_steps=2)
+    assert isinstance(lamb, keras.optimizers.Lamb) and lamb.clip_norm == 1.0
+    assert AlbertLamb.from_config(lamb.get_config()).weight_decay_rate == 0.01
+    adamw = create_optimizer("adamw", total_steps=10, warmup_steps=2)
+    assert isinstance(adamw, keras.optimizers.AdamW)
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        create_optimizer("sgd")
