@@ -1,0 +1,70 @@
+"""Reading a plain-text corpus: one sentence per line, a blank line between documents.
+
+Invalid UTF-8: by default a line that does not decode is an error naming the file and
+line; with on_invalid_utf8="skip" such lines are dropped and counted instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from typing import Iterator
+
+
+class CorpusError(ValueError):
+    """Bad corpus input; the message names the file (and line)."""
+
+
+@dataclasses.dataclass
+class CorpusCounts:
+    documents: int = 0
+    sentences: int = 0
+    invalid_lines: int = 0
+    first_invalid: str | None = None  # "path:line" of the first skipped line
+
+
+def expand_input_pattern(pattern: str) -> list[str]:
+    """Sorted files for a glob (or comma-separated globs); errors if none match."""
+    files = set()
+    for part in pattern.split(","):
+        part = part.strip()
+        if part:
+            files.update(path for path in glob.glob(part) if os.path.isfile(path))
+    if not files:
+        raise CorpusError(f"no input files match {pattern!r}")
+    return sorted(files)
+
+
+def read_documents(
+    path: str, on_invalid_utf8: str = "error", counts: CorpusCounts | None = None
+) -> Iterator[list[tuple[int, str]]]:
+    """Yields the documents of one file as lists of (line number, sentence)."""
+    if on_invalid_utf8 not in ("error", "skip"):
+        raise ValueError(f"on_invalid_utf8 must be 'error' or 'skip', not {on_invalid_utf8!r}")
+    counts = counts if counts is not None else CorpusCounts()
+    document: list[tuple[int, str]] = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                if on_invalid_utf8 == "error":
+                    raise CorpusError(
+                        f"{path}:{number}: not valid UTF-8 ({error.reason} at byte "
+                        f"{error.start} of the line)"
+                    ) from None
+                counts.invalid_lines += 1
+                counts.first_invalid = counts.first_invalid or f"{path}:{number}"
+                continue
+            if line:
+                document.append((number, line))
+            elif document:
+                counts.documents += 1
+                counts.sentences += len(document)
+                yield document
+                document = []
+    if document:
+        counts.documents += 1
+        counts.sentences += len(document)
+        yield document

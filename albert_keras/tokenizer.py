@@ -1,0 +1,339 @@
+"""ALBERT's SentencePiece vocabulary: training it, and tokenizing in-graph.
+
+One normalisation, written twice on purpose: `normalize_text` in Python (used to build
+the vocabulary and the pretraining instances) and `normalize_text_graph` in TensorFlow
+ops (used inside tf.data and exported SavedModels). Both follow the reference
+`preprocess_text`: collapse whitespace, turn `` and '' into ", NFKD, drop combining
+marks, lowercase unless cased. The tests check that both give the same ids.
+
+The character classes that the graph side needs ("whitespace" as Python's str.split
+sees it, "combining mark" as unicodedata.combining sees it) are generated from Python's
+unicodedata, so the two sides agree character for character.
+
+SentencePiece then applies the model's own rule (nmt_nfkc, the reference default) in
+both the Python processor and tensorflow_text, from the same model proto.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import string
+import tempfile
+import unicodedata
+from typing import Iterable
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+from tensorflow_text.python.ops.sentencepiece_tokenizer import (
+    gen_sentencepiece_tokenizer as _sentencepiece_ops,
+)
+
+PAD_ID = 0
+UNK_ID = 1
+CLS_ID = 2
+SEP_ID = 3
+MASK_ID = 4
+SPECIAL_PIECES = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
+WORD_START = "\u2581"  # "▁", SentencePiece's marker for a piece that starts a word
+
+# Single punctuation pieces count as word starts, as in the reference _is_start_piece.
+_PUNCTUATION_PIECES = frozenset(string.punctuation)
+
+
+# ---------------------------------------------------------------- normalisation
+def normalize_text(text: str, lower_case: bool = True) -> str:
+    """The reference text preprocessing, in Python."""
+    text = " ".join(text.split())
+    text = text.replace("``", '"').replace("''", '"')
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return text.lower() if lower_case else text
+
+
+def _regex_class(predicate) -> str:
+    """An RE2 character class of all code points for which predicate(char) is true."""
+    ranges, start, previous = [], None, None
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:  # surrogates never occur in valid UTF-8
+            continue
+        if predicate(chr(code)):
+            if start is None:
+                start = code
+            elif code != previous + 1:
+                ranges.append((start, previous))
+                start = code
+            previous = code
+    if start is not None:
+        ranges.append((start, previous))
+    parts = [
+        f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges
+    ]
+    return "[" + "".join(parts) + "]"
+
+
+@functools.lru_cache(maxsize=None)
+def _graph_patterns() -> tuple[str, str]:
+    whitespace = _regex_class(str.isspace)
+    combining = _regex_class(unicodedata.combining) + "+"
+    return whitespace, combining
+
+
+def normalize_text_graph(text: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
+    """`normalize_text` in TensorFlow ops, for a string tensor of any shape."""
+    whitespace, combining = _graph_patterns()
+    text = tf.strings.regex_replace(text, whitespace + "+", " ")
+    text = tf.strings.regex_replace(text, "^ | $", "")
+    text = tf.strings.regex_replace(text, "``|''", '"')
+    text = tf_text.normalize_utf8(text, "NFKD")
+    text = tf.strings.regex_replace(text, combining, "")
+    if lower_case:
+        text = tf.strings.lower(text, encoding="utf-8")
+    return text
+
+
+def is_word_start_piece(piece: str) -> bool:
+    """Whether a piece starts a whole word for masking (the reference _is_start_piece).
+
+    "▁"-prefixed pieces, "<unk>"-like pieces, single punctuation and the special tokens.
+    """
+    return (
+        piece.startswith(WORD_START)
+        or piece.startswith("<")
+        or piece in _PUNCTUATION_PIECES
+        or piece in SPECIAL_PIECES
+    )
+
+
+# ---------------------------------------------------------------- vocabulary
+def check_special_pieces(model_proto: bytes, source: str = "the SentencePiece model"):
+    """Raises ValueError unless ids 0-4 are <pad> <unk> [CLS] [SEP] [MASK]."""
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor()
+    try:
+        processor.LoadFromSerializedProto(model_proto)
+    except Exception as error:  # sentencepiece raises RuntimeError/OSError variants
+        raise ValueError(f"{source} is not a SentencePiece model: {error}") from None
+    size = processor.get_piece_size()
+    found = [processor.id_to_piece(i) if i < size else None for i in range(5)]
+    if tuple(found) != SPECIAL_PIECES:
+        raise ValueError(
+            f"{source} lacks ALBERT's special pieces: ids 0-4 must be "
+            f"{list(SPECIAL_PIECES)}, found {found}. Build it with training.build_vocab."
+        )
+    return processor
+
+
+def train_sentencepiece(
+    sentences: Iterable[str],
+    vocab_size: int,
+    lower_case: bool = True,
+    max_sentences: int = 10_000_000,
+    seed_sentencepiece_size: int = 1_000_000,
+    num_threads: int = 2,
+) -> bytes:
+    """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
+
+    Sentences are normalised with `normalize_text` first; blank ones are dropped.
+    hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
+    """
+    import sentencepiece as spm
+
+    def normalised():
+        for sentence in sentences:
+            sentence = normalize_text(sentence, lower_case)
+            if sentence:
+                yield sentence
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=normalised(),
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=-1,
+        eos_id=-1,
+        pad_piece="<pad>",
+        unk_piece="<unk>",
+        control_symbols=list(SPECIAL_PIECES[2:]),
+        normalization_rule_name="nmt_nfkc",
+        input_sentence_size=max_sentences,
+        shuffle_input_sentence=True,
+        seed_sentencepiece_size=seed_sentencepiece_size,
+        num_threads=num_threads,
+        minloglevel=2,
+    )
+    proto = model.getvalue()
+    check_special_pieces(proto)
+    return proto
+
+
+def _write_atomically(path: str, data: bytes):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_sentencepiece_model(model_proto: bytes, model_prefix: str) -> tuple[str, str]:
+    """Writes PREFIX.model and PREFIX.vocab (piece TAB score), each atomically."""
+    processor = check_special_pieces(model_proto)
+    vocab = "".join(
+        f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+        for i in range(processor.get_piece_size())
+    )
+    model_path, vocab_path = model_prefix + ".model", model_prefix + ".vocab"
+    _write_atomically(model_path, model_proto)
+    _write_atomically(vocab_path, vocab.encode("utf-8"))
+    return model_path, vocab_path
+
+
+def read_model_proto(path: str) -> bytes:
+    """Reads a .model file, with an error that names it when absent."""
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"SentencePiece model not found: {path}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------- packing
+def _truncated_lengths(len_a, len_b, budget):
+    """Lengths after the reference _truncate_seq_pair: pop from the longer (b on ties)."""
+    shorter = tf.minimum(len_a, len_b)
+    a_is_shorter = len_a <= len_b
+    if_one_cut = budget - shorter  # only the longer is cut
+    balanced_a = (budget + 1) // 2  # both cut: a gets the odd token
+    balanced_b = budget // 2
+    fits = len_a + len_b <= budget
+    one_cut = 2 * shorter <= budget
+    new_a = tf.where(fits | (one_cut & a_is_shorter), len_a,
+                     tf.where(one_cut, if_one_cut, balanced_a))
+    new_b = tf.where(fits | (one_cut & ~a_is_shorter), len_b,
+                     tf.where(one_cut, if_one_cut, balanced_b))
+    return new_a, new_b
+
+
+def pack_segments(
+    segment_a: tf.RaggedTensor,
+    segment_b: tf.RaggedTensor | None = None,
+    *,
+    seq_length: int,
+) -> dict[str, tf.Tensor]:
+    """[CLS] A [SEP] (B [SEP]) as int32 [batch, seq_length] input_ids, segment_ids, input_mask.
+
+    Token ids come as RaggedTensors [batch, (tokens)]. A pair is truncated the reference
+    way (the longer segment loses its last token first) so that the whole fits.
+    Works for a batch of 0 rows.
+    """
+    if seq_length < 3 + (segment_b is not None):
+        raise ValueError(f"seq_length={seq_length} leaves no room for tokens")
+    # Dense arithmetic on positions rather than ragged concatenation: a handful of ops,
+    # so tracing and running stay cheap inside tf.data and exported signatures.
+    shape = [None, seq_length]
+    segment_a = tf.cast(segment_a, tf.int32)
+    len_a = tf.cast(segment_a.row_lengths(), tf.int32)
+    dense_a = segment_a.to_tensor(0, shape=shape)
+    if segment_b is None:
+        new_a = tf.minimum(len_a, seq_length - 2)
+        new_b = tf.zeros_like(new_a)
+        dense_b = tf.zeros_like(dense_a)
+    else:
+        segment_b = tf.cast(segment_b, tf.int32)
+        len_b = tf.cast(segment_b.row_lengths(), tf.int32)
+        new_a, new_b = _truncated_lengths(len_a, len_b, seq_length - 3)
+        dense_b = segment_b.to_tensor(0, shape=shape)
+    position = tf.range(seq_length)[None, :]
+    end_a = new_a[:, None] + 1  # the first [SEP]
+    end_b = end_a + new_b[:, None] + 1  # the second [SEP], for a pair
+    from_a = tf.concat([tf.zeros_like(dense_a[:, :1]), dense_a[:, :-1]], axis=1)
+    from_b = tf.gather(dense_b, tf.clip_by_value(position - end_a - 1, 0, seq_length - 1),
+                       batch_dims=1)
+    in_a = (position >= 1) & (position < end_a)
+    in_b = (position > end_a) & (position < end_b)
+    is_sep = (position == end_a) | ((position == end_b) & (segment_b is not None))
+    input_ids = tf.where(in_a, from_a, tf.where(in_b, from_b, 0))
+    input_ids = tf.where(is_sep, SEP_ID, tf.where(position == 0, CLS_ID, input_ids))
+    last = end_b if segment_b is not None else end_a
+    return {
+        "input_ids": input_ids,
+        "segment_ids": tf.cast((position > end_a) & (position <= last), tf.int32),
+        "input_mask": tf.cast(position <= last, tf.int32),
+    }
+
+
+# ---------------------------------------------------------------- tokenizer
+class _SentencepieceResource(tf.saved_model.experimental.TrackableResource):
+    """The SentencePiece model as a TensorFlow resource named after its content.
+
+    tensorflow_text.SentencepieceTokenizer's resource is private to its op kernel, and
+    eager kernels are dropped whenever eager caches are cleared (tf.random.set_seed and
+    keras.utils.set_random_seed do that); every later call then fails with NotFoundError.
+    A shared name (one per model content) keeps the resource alive and lets equal models
+    share it. Saved with the object graph, so a SavedModel re-creates it on load.
+    """
+
+    def __init__(self, model_proto: bytes):
+        super().__init__()
+        self._model_proto = model_proto
+        self._shared_name = "albert_sentencepiece_" + hashlib.sha256(model_proto).hexdigest()[:24]
+        _ = self.resource_handle  # creates the resource now
+
+    def _create_resource(self):
+        return _sentencepiece_ops.sentencepiece_op(
+            model=self._model_proto, shared_name=self._shared_name
+        )
+
+
+class AlbertTokenizer(tf.Module):
+    """In-graph ALBERT tokenizer: normalise, SentencePiece (tensorflow_text's op), pack.
+
+    A tf.Module that owns the SentencePiece resource (built from the model proto bytes),
+    so a tf.Module or Keras model holding it exports with tf.saved_model.save and reloads
+    where only tensorflow and tensorflow_text are imported.
+    """
+
+    def __init__(self, model_proto: bytes, lower_case: bool = True, name: str = "albert_tokenizer"):
+        super().__init__(name=name)
+        processor = check_special_pieces(model_proto)
+        self.vocab_size = processor.get_piece_size()
+        self.lower_case = lower_case
+        self.sentencepiece = _SentencepieceResource(model_proto)
+
+    @classmethod
+    def from_file(cls, path: str, lower_case: bool = True) -> "AlbertTokenizer":
+        proto = read_model_proto(path)
+        check_special_pieces(proto, source=path)
+        return cls(proto, lower_case=lower_case)
+
+    def normalize(self, text) -> tf.Tensor:
+        return normalize_text_graph(tf.convert_to_tensor(text, tf.string), self.lower_case)
+
+    def tokenize(self, text) -> tf.RaggedTensor:
+        """Strings [batch] -> int32 ids RaggedTensor [batch, (tokens)]."""
+        text = self.normalize(text)
+        if text.shape.rank != 1:
+            raise ValueError(f"tokenize takes a batch of strings [batch], got shape {text.shape}")
+        values, row_splits = _sentencepiece_ops.sentencepiece_tokenize_op(
+            self.sentencepiece.resource_handle, text,
+            nbest_size=0, alpha=1.0, add_bos=False, add_eos=False, reverse=False,
+            out_type=tf.int32,
+        )
+        return tf.RaggedTensor.from_row_splits(values, row_splits, validate=False)
+
+    def __call__(self, text_a, text_b=None, *, seq_length: int) -> dict[str, tf.Tensor]:
+        """Strings [batch] (and [batch]) -> packed int32 features [batch, seq_length]."""
+        tokens_b = None if text_b is None else self.tokenize(text_b)
+        return pack_segments(self.tokenize(text_a), tokens_b, seq_length=seq_length)

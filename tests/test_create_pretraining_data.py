@@ -1,0 +1,156 @@
+import filecmp
+import os
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import tensorflow as tf
+
+from albert_keras.data.records import describe_record
+from albert_keras.tokenizer import CLS_ID, SEP_ID, normalize_text
+from data_fixtures import generated_documents, tiny_spm_model, write_corpus
+from training import create_pretraining_data as cpd
+
+BUNDLED = os.path.join(os.path.dirname(__file__), "..", "training", "corpus", "bundled_corpus.txt")
+
+
+def _run(tmp_path, inputs, out="out", **flags):
+    argv = ["--input", inputs, "--spm_model", tiny_spm_model(), "--output_dir",
+            str(tmp_path / out), "--max_seq_length", "64", "--dupe_factor", "2",
+            "--num_output_files", "3", "--seed", "7"]
+    for name, value in flags.items():
+        argv += [f"--{name}"] if value is True else [f"--{name}", str(value)]
+    return cpd.run(cpd.parse_args(argv))
+
+
+def _records(paths):
+    return [describe_record(r.numpy()) for r in tf.data.TFRecordDataset(sorted(paths))]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("corpus")
+    write_corpus(str(directory / "a.txt"), generated_documents(40, seed=2))
+    write_corpus(str(directory / "b.txt"), generated_documents(30, seed=3))
+    return directory
+
+
+def test_schema_and_summary(tmp_path, corpus_dir, capsys):
+    summary = _run(tmp_path, str(corpus_dir / "*.txt"))
+    assert len(summary["files_written"]) == 3
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        f"part-0000{k}-of-00003.tfrecord" for k in range(3)]
+    assert summary["documents"] == 70 and summary["instances"] > 100
+    records = _records(summary["files_written"])
+    assert len(records) == summary["instances"]
+    first = records[0]
+    assert sorted(first) == sorted([
+        "input_ids", "input_mask", "segment_ids", "token_boundary", "masked_lm_positions",
+        "masked_lm_ids", "masked_lm_weights", "next_sentence_labels"])
+    for record in records:
+        for name in ("input_ids", "input_mask", "segment_ids", "token_boundary"):
+            assert record[name].shape == (64,) and record[name].dtype == np.int64
+        assert record["masked_lm_positions"].shape == (20,)
+        assert record["masked_lm_weights"].dtype == np.float32
+        assert not record["masked_lm_weights"].any()  # dynamic masking by default
+        n = int(record["input_mask"].sum())
+        ids, segments = record["input_ids"], record["segment_ids"]
+        seps = np.flatnonzero(ids == SEP_ID)
+        assert ids[0] == CLS_ID and len(seps) == 2 and seps[1] == n - 1
+        assert (segments[: seps[0] + 1] == 0).all() and (segments[seps[0] + 1: n] == 1).all()
+        assert record["token_boundary"][[0, seps[0], n - 1]].all()
+        assert record["next_sentence_labels"].tolist() in ([0], [1])
+    print(cpd.format_summary(summary))
+    text = capsys.readouterr().out
+    for word in ("documents", "sentences", "instances", "tokens", "swapped share",
+                 "files written", "peak RSS"):
+        assert word in text
+
+
+def test_label_one_means_swapped(tmp_path):
+    # Short documents in a long sequence: each chunk is a whole document, untruncated.
+    documents = generated_documents(60, seed=5, min_sentences=1, max_sentences=3)
+    write_corpus(str(tmp_path / "c.txt"), documents)
+    summary = _run(tmp_path, str(tmp_path / "c.txt"), max_seq_length=128, short_seq_prob=0,
+                   dupe_factor=3)
+    assert summary["truncated_tokens"] == 0
+    processor = spm.SentencePieceProcessor(model_file=tiny_spm_model())
+    documents = {tuple(t for s in processor.encode([normalize_text(s) for s in d]) for t in s)
+                 for d in documents}
+    labels = []
+    for record in _records(summary["files_written"]):
+        ids = record["input_ids"][: int(record["input_mask"].sum())].tolist()
+        sep = ids.index(SEP_ID)
+        a, b = ids[1:sep], ids[sep + 1:-1]
+        label = record["next_sentence_labels"][0]
+        assert tuple(b + a if label else a + b) in documents  # never from another document
+        assert tuple(a + b if label else b + a) not in documents or a == b
+        labels.append(label)
+    assert 0.3 < np.mean(labels) < 0.7
+
+
+def test_same_bytes_whatever_num_workers(tmp_path, corpus_dir):
+    one = _run(tmp_path, str(corpus_dir / "*.txt"), out="one", static_masking=True)
+    two = _run(tmp_path, str(corpus_dir / "*.txt"), out="two", static_masking=True,
+               num_workers=2)
+    for a, b in zip(one["files_written"], two["files_written"]):
+        assert filecmp.cmp(a, b, shallow=False)
+    weights = np.array([r["masked_lm_weights"] for r in _records(one["files_written"])])
+    assert (weights.sum(axis=1) > 0).all()  # static masks stored
+
+
+@pytest.mark.skipif(not os.path.exists(BUNDLED), reason="bundled corpus not built yet")
+def test_swapped_share_on_bundled_corpus(tmp_path):
+    summary = _run(tmp_path, BUNDLED, max_seq_length=64, dupe_factor=1, num_output_files=2)
+    assert summary["instances"] > 1000
+    assert 0.45 <= summary["swapped_share"] <= 0.55
+
+
+def test_bad_inputs(tmp_path, corpus_dir):
+    good = str(corpus_dir / "a.txt")
+    with pytest.raises(ValueError, match="no input files match"):
+        _run(tmp_path, str(tmp_path / "missing*.txt"))
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="empty.txt: the input file is empty"):
+        _run(tmp_path, str(tmp_path / "empty.txt"))
+    (tmp_path / "blank.txt").write_text("\n  \n\n")
+    with pytest.raises(ValueError, match="blank.txt: no text"):
+        _run(tmp_path, str(tmp_path / "blank.txt"))
+    (tmp_path / "bad.txt").write_bytes(b"good line here.\nbad \xff\xfe line.\n")
+    with pytest.raises(ValueError, match=r"bad.txt:2: not valid UTF-8"):
+        _run(tmp_path, str(tmp_path / "bad.txt"))
+    with pytest.raises(ValueError, match="at least 8"):
+        _run(tmp_path, good, max_seq_length=7)
+    with pytest.raises(ValueError, match="max_predictions_per_seq"):
+        _run(tmp_path, good, max_predictions_per_seq=64)
+    plain = tmp_path / "plain"
+    spm.SentencePieceTrainer.train(input=good, model_prefix=str(plain), vocab_size=60,
+                                   hard_vocab_limit=False, minloglevel=2)
+    with pytest.raises(ValueError, match="plain.model lacks ALBERT's special pieces"):
+        cpd.run(cpd.parse_args(["--input", good, "--spm_model", str(plain) + ".model",
+                                "--output_dir", str(tmp_path / "out")]))
+    # Nothing half-written by any of the failures above.
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+    # A failure in one file of several leaves no output either.
+    with pytest.raises(ValueError, match="bad.txt:2"):
+        _run(tmp_path, f"{good},{tmp_path / 'bad.txt'}")
+    assert os.listdir(tmp_path / "out") == []
+    assert cpd.main(["--input", str(tmp_path / "nope"), "--spm_model", "x",
+                     "--output_dir", str(tmp_path / "o")]) == 2
+
+
+def test_skip_invalid_utf8_long_lines_and_one_sentence_documents(tmp_path):
+    long_line = " ".join(["unbelievable reconstruction"] * 40)  # far over 64 tokens
+    (tmp_path / "c.txt").write_bytes(
+        b"one sentence document.\n\nbad \xff line.\nthe city of the world.\n\n"
+        + long_line.encode() + b"\n\nword\n")
+    summary = _run(tmp_path, str(tmp_path / "c.txt"), on_invalid_utf8="skip")
+    assert summary["invalid_utf8_lines_skipped"] == 1
+    assert summary["first_invalid_line"].endswith("c.txt:3")
+    assert summary["long_lines"] == 1 and summary["first_long_line"].endswith("c.txt:6")
+    assert summary["skipped_chunks"] == 2  # "word" cannot be split, once per dupe
+    assert summary["documents"] == 4
+    for record in _records(summary["files_written"]):
+        assert record["input_mask"].sum() <= 64
+    with pytest.raises(FileExistsError, match="already holds TFRecords"):
+        _run(tmp_path, str(tmp_path / "c.txt"), on_invalid_utf8="skip")

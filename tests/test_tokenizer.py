@@ -1,0 +1,157 @@
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import tensorflow as tf
+
+from albert_keras import tokenizer as tok
+from data_fixtures import VARIED_TEXT, generated_documents, tiny_spm_model, write_corpus
+
+EXTRA_TEXT = [
+    "Σ ΑΣ ΟΔΟΣ.", "ǅemal Ǳ", "\x1c\x1dseparators\x1e\x1f", "line\u2028sep\u2029para",
+    "Thai ภาษาไทย", "ﾊﾝｶｸ half-width", "ｶﾞ", "x\u0301\u0302\u0303y", "\u3000\u3000lead",
+]
+
+
+@pytest.fixture(scope="module")
+def model_path():
+    return tiny_spm_model()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_path):
+    return tok.AlbertTokenizer.from_file(model_path)
+
+
+def test_graph_normalization_equals_python():
+    texts = VARIED_TEXT + EXTRA_TEXT
+    for lower in (True, False):
+        graph = tok.normalize_text_graph(tf.constant(texts), lower).numpy()
+        assert [g.decode("utf-8") for g in graph] == [tok.normalize_text(t, lower) for t in texts]
+    assert tok.normalize_text("  Café\t``x''  ") == 'cafe "x"'
+
+
+def test_ids_equal_python_sentencepiece(tokenizer, model_path):
+    processor = spm.SentencePieceProcessor(model_file=model_path)
+    texts = VARIED_TEXT + EXTRA_TEXT + [s for d in generated_documents(20, seed=9) for s in d]
+    ids = tokenizer.tokenize(tf.constant(texts)).to_list()
+    assert ids == processor.encode([tok.normalize_text(t) for t in texts])
+    assert ids[VARIED_TEXT.index("")] == []
+
+
+def test_special_pieces_and_vocab_file(model_path):
+    processor = spm.SentencePieceProcessor(model_file=model_path)
+    assert [processor.id_to_piece(i) for i in range(5)] == list(tok.SPECIAL_PIECES)
+    assert (tok.PAD_ID, tok.UNK_ID, tok.CLS_ID, tok.SEP_ID, tok.MASK_ID) == (0, 1, 2, 3, 4)
+    vocab = open(model_path[: -len(".model")] + ".vocab", encoding="utf-8").read().splitlines()
+    assert [line.split("\t")[0] for line in vocab[:5]] == list(tok.SPECIAL_PIECES)
+    # Control symbols never come out of raw text.
+    assert tok.CLS_ID not in processor.encode("[CLS] [SEP] [MASK]")
+
+
+def _reference_truncate(a, b, budget):
+    a, b = list(a), list(b)
+    while len(a) + len(b) > budget:
+        (a if len(a) > len(b) else b).pop()
+    return a, b
+
+
+def test_pack_matches_reference_truncation():
+    rng = random.Random(0)
+    seq_length = 12
+    rows_a, rows_b = [], []
+    for _ in range(200):
+        rows_a.append([rng.randint(5, 99) for _ in range(rng.randint(0, 15))])
+        rows_b.append([rng.randint(5, 99) for _ in range(rng.randint(0, 15))])
+    packed = tok.pack_segments(tf.ragged.constant(rows_a, tf.int32),
+                               tf.ragged.constant(rows_b, tf.int32), seq_length=seq_length)
+    for i, (a, b) in enumerate(zip(rows_a, rows_b)):
+        a, b = _reference_truncate(a, b, seq_length - 3)
+        expected = [2, *a, 3, *b, 3]
+        n = len(expected)
+        assert packed["input_ids"][i].numpy().tolist() == expected + [0] * (seq_length - n)
+        assert packed["segment_ids"][i].numpy().tolist() == (
+            [0] * (len(a) + 2) + [1] * (len(b) + 1) + [0] * (seq_length - n))
+        assert packed["input_mask"][i].numpy().tolist() == [1] * n + [0] * (seq_length - n)
+    single = tok.pack_segments(tf.ragged.constant(rows_a[:5], tf.int32), seq_length=6)
+    assert single["input_ids"].shape == (5, 6)
+    for i, a in enumerate(rows_a[:5]):
+        expected = [2, *a[:4], 3]
+        assert single["input_ids"][i].numpy().tolist() == expected + [0] * (6 - len(expected))
+
+
+def test_empty_batch(tokenizer):
+    packed = tokenizer(tf.constant([], tf.string), tf.constant([], tf.string), seq_length=16)
+    for value in packed.values():
+        assert value.shape == (0, 16) and value.dtype == tf.int32
+
+
+def test_cased_keeps_case():
+    cased = tok.AlbertTokenizer.from_file(tiny_spm_model(cased=True), lower_case=False)
+    assert cased.normalize(["Héllo"]).numpy()[0] == b"Hello"
+
+
+def test_vocabulary_without_special_pieces_is_rejected(tmp_path):
+    corpus = write_corpus(str(tmp_path / "c.txt"), generated_documents(30))
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=str(tmp_path / "plain"),
+                                   vocab_size=60, hard_vocab_limit=False, minloglevel=2)
+    with pytest.raises(ValueError, match="plain.model lacks ALBERT's special pieces"):
+        tok.AlbertTokenizer.from_file(str(tmp_path / "plain.model"))
+    with pytest.raises(FileNotFoundError, match="nothing.model"):
+        tok.AlbertTokenizer.from_file(str(tmp_path / "nothing.model"))
+
+
+def test_build_vocab_cli(tmp_path, capsys):
+    from training import build_vocab
+
+    corpus = write_corpus(str(tmp_path / "c.txt"), generated_documents(60))
+    prefix = str(tmp_path / "out" / "albert")
+    assert build_vocab.main(["--input", corpus, "--vocab_size", "120", "--model_prefix", prefix]) == 0
+    processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    assert [processor.id_to_piece(i) for i in range(5)] == list(tok.SPECIAL_PIECES)
+    assert sorted(os.listdir(tmp_path / "out")) == ["albert.model", "albert.vocab"]
+    assert build_vocab.main(["--input", str(tmp_path / "none*.txt"), "--vocab_size", "120",
+                             "--model_prefix", prefix]) == 2
+    assert "no input files match" in capsys.readouterr().err
+
+
+class _Exported(tf.Module):
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def tokenize(self, text):
+        return self.tokenizer(text, seq_length=16)
+
+
+def test_saved_model_reloads_with_only_tensorflow_text(tokenizer, tmp_path):
+    export = str(tmp_path / "exported")
+    tf.saved_model.save(_Exported(tokenizer), export)
+    texts = ["Héllo wörld, the city", "", "東京 😀 123"]
+    expected = tokenizer(tf.constant(texts), seq_length=16)["input_ids"].numpy()
+    script = (
+        "import sys, json, tensorflow as tf, tensorflow_text\n"
+        f"m = tf.saved_model.load({export!r})\n"
+        f"out = m.tokenize(tf.constant({texts!r}))\n"
+        "empty = m.tokenize(tf.constant([], tf.string))\n"
+        "assert empty['input_ids'].shape == (0, 16), empty['input_ids'].shape\n"
+        "print(json.dumps(out['input_ids'].numpy().tolist()))\n"
+        "assert 'albert_keras' not in sys.modules\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reloaded = np.array(eval(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_array_equal(reloaded, expected)
+
+
+def test_survives_clearing_eager_caches(tokenizer):
+    before = tokenizer.tokenize(["the city"]).to_list()
+    tf.random.set_seed(7)  # clears eager kernels, which held tensorflow_text's own resource
+    assert tokenizer.tokenize(["the city"]).to_list() == before

@@ -1,0 +1,1 @@
+"""Command-line programs built on albert_keras: vocabulary, pretraining data, training."""
