@@ -1,0 +1,81 @@
+"""Trains the same tiny pretrainer from the same weights on the same global batches
+under the default strategy and under MirroredStrategy over 2 logical CPU devices,
+and prints the largest loss and weight differences. Run by test_distributed.py in
+its own process: logical devices must be configured before TensorFlow starts."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+from albert_keras import distributed_fit_fix  # noqa: E402
+
+if "--no-fix" not in sys.argv:
+    distributed_fit_fix.apply()
+
+from albert_keras import AlbertConfig, AlbertPretrainer  # noqa: E402
+from albert_keras.optimization import create_optimizer  # noqa: E402
+
+GLOBAL_BATCH, SEQ, PRED, STEPS = 8, 16, 4, 5
+rng = np.random.default_rng(3)
+mask = np.ones((STEPS, GLOBAL_BATCH, SEQ), "int32")
+mask[:, 1::2, 10:] = 0
+data = {
+    "input_ids": (rng.integers(5, 60, mask.shape) * mask).astype("int32"),
+    "segment_ids": (np.arange(SEQ)[None, None] >= 8).astype("int32") * mask,
+    "input_mask": mask,
+    "masked_lm_positions": rng.integers(1, 9, (STEPS, GLOBAL_BATCH, PRED)).astype("int32"),
+    "masked_lm_ids": rng.integers(5, 60, (STEPS, GLOBAL_BATCH, PRED)).astype("int32"),
+    # Uneven real-prediction counts between the two replicas' halves of each batch.
+    "masked_lm_weights": (rng.random((STEPS, GLOBAL_BATCH, PRED)) > 0.4).astype("float32"),
+    "next_sentence_labels": rng.integers(0, 2, (STEPS, GLOBAL_BATCH, 1)).astype("int32"),
+}
+config = AlbertConfig(vocab_size=60, embedding_size=8, hidden_size=16, num_hidden_layers=2,
+                      num_attention_heads=2, intermediate_size=24, max_position_embeddings=SEQ)
+keras.utils.set_random_seed(11)
+initial = AlbertPretrainer(config).get_weights()
+
+
+def train(strategy):
+    def dataset_fn(context):
+        # One pipeline feeds its replicas consecutive per-replica batches: step s
+        # gives replica r rows [r * per_replica, (r + 1) * per_replica) of batch s.
+        per_replica = context.get_per_replica_batch_size(GLOBAL_BATCH)
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        slices = {k: np.stack([v[s, (first + r) * per_replica:(first + r + 1) * per_replica]
+                               for s in range(STEPS) for r in range(local)])
+                  for k, v in data.items()}
+        return tf.data.Dataset.from_tensor_slices(slices)
+
+    with strategy.scope():
+        model = AlbertPretrainer(config)
+        model.set_weights(initial)
+        model.compile(optimizer=create_optimizer("lamb", learning_rate=1e-2, total_steps=STEPS,
+                                                 warmup_steps=1, clip_norm=float(os.environ.get("CLIP", "1.0"))))
+    losses = []
+    callback = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: losses.append(float(logs["loss"])))
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    model.fit(dataset, epochs=1, steps_per_epoch=STEPS, verbose=0, shuffle=False,
+              callbacks=[callback])
+    return np.array(losses), model.get_weights()
+
+
+default_losses, default_weights = train(tf.distribute.get_strategy())
+mirrored = tf.distribute.MirroredStrategy(devices=["/cpu:0", "/cpu:1"])
+mirrored_losses, mirrored_weights = train(mirrored)
+print("replicas", mirrored.num_replicas_in_sync)
+print("losses", default_losses.tolist(), mirrored_losses.tolist())
+print("max_loss_diff", float(np.abs(default_losses - mirrored_losses).max()))
+print("max_weight_diff", max(float(np.abs(a - b).max())
+                             for a, b in zip(default_weights, mirrored_weights)))
+print("weights_moved", max(float(np.abs(a - b).max()) for a, b in zip(initial, default_weights)))

@@ -1,0 +1,185 @@
+"""training.pretrain end to end on tiny generated data: SOP learnability, TensorBoard
+scalars, resume after SIGKILL, NaN handling, bad configs, multi-worker outputs."""
+
+import csv
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_distributed import parse, run_two_workers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUMBERS = ("one two three four five six seven eight nine ten eleven twelve thirteen "
+           "fourteen fifteen sixteen").split()
+
+
+def counting_corpus(path, documents=400, seed=0):
+    """Documents that open with "begin", count up, and close with "end": the original
+    order is easy to see."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(documents):
+            start = rng.randrange(0, 10)
+            middle = [f"{NUMBERS[start + i]} ." for i in range(rng.randint(1, 4))]
+            f.write("\n".join(["begin .", *middle, "end ."]) + "\n\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    from training import build_vocab, create_pretraining_data
+    root = tmp_path_factory.mktemp("pretrain_data")
+    counting_corpus(root / "train.txt", seed=0)
+    counting_corpus(root / "eval.txt", documents=80, seed=1)
+    assert build_vocab.main(["--input", str(root / "train.txt"), "--vocab_size", "64",
+                             "--model_prefix", str(root / "spm")]) == 0
+    for split in ("train", "eval"):
+        assert create_pretraining_data.main([
+            "--input", str(root / f"{split}.txt"), "--spm_model", str(root / "spm.model"),
+            "--output_dir", str(root / split), "--max_seq_length", "24",
+            "--max_predictions_per_seq", "3", "--dupe_factor", "4",
+            "--num_output_files", "2", "--short_seq_prob", "0"]) == 0
+    return root
+
+
+def flags(records, output_dir, **overrides):
+    values = {"config": os.path.join(ROOT, "training/configs/tiny.json"),
+              "output_dir": str(output_dir), "spm_model": str(records / "spm.model"),
+              "train_files": str(records / "train/*.tfrecord"),
+              "eval_files": str(records / "eval/*.tfrecord"), "seq_length": "24",
+              "max_predictions": "3"}
+    values.update({k: str(v) for k, v in overrides.items()})
+    return [item for key, value in values.items() for item in (f"--{key}", value)]
+
+
+def cli(argv, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, "-m", "training.pretrain", *argv], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def test_sop_is_learnable_and_every_scalar_is_logged(records, tmp_path):
+    from training import pretrain
+    output = tmp_path / "run"
+    code = pretrain.main(flags(records, output, total_steps=300, steps_per_epoch=100,
+                               global_batch_size=16, optimizer="adamw", learning_rate=0.002,
+                               warmup_steps=10, eval_steps=4,
+                               model_overrides='{"hidden_size": 64, "num_hidden_layers": 2, '
+                                               '"num_attention_heads": 2}'))
+    assert code == 0
+    with open(output / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    assert float(rows[-1]["sentence_order_accuracy"]) > 0.9
+    assert float(rows[-1]["val_sentence_order_accuracy"]) > 0.9
+    for name in ("final_model.keras", "albert_config.json", "spm.model", "experiment.json"):
+        assert (output / name).exists(), name
+    assert json.loads((output / "experiment.json").read_text())["total_steps"] == 300
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    expected = {"loss", "masked_lm_loss", "masked_lm_accuracy", "sentence_order_loss",
+                "sentence_order_accuracy", "learning_rate", "sequences_per_second"}
+    tags = {}
+    for run in ("train", "validation"):
+        accumulator = EventAccumulator(str(output / "logs" / run), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        tags[run] = {tag.removeprefix("epoch_") for tag in accumulator.Tags()["tensors"]}
+    assert expected <= tags["train"], tags["train"]
+    assert expected - {"learning_rate", "sequences_per_second"} <= tags["validation"]
+
+
+def checkpoint_steps(output):
+    return sorted(int(path.split("-")[-1].split(".")[0])
+                  for path in glob.glob(str(output / "checkpoints" / "ckpt-*.index")))
+
+
+def test_killed_run_resumes_and_finishes_at_total_steps(records, tmp_path):
+    output = tmp_path / "run"
+    argv = flags(records, output, total_steps=40, steps_per_epoch=10, keep_checkpoints=10)
+    process = cli(argv)
+    deadline = time.time() + 180
+    while not checkpoint_steps(output) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint_steps(output), "no checkpoint before the deadline"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = checkpoint_steps(output)[-1]
+    assert killed_at < 40, "the run finished before it could be killed"
+
+    restarted = cli(argv)
+    out, err = restarted.communicate(timeout=240)
+    assert restarted.returncode == 0, err[-3000:]
+    assert f"Resumed from" in out and f"at step {killed_at}" in out
+    assert "step=40" in out
+    assert checkpoint_steps(output) == [10, 20, 30, 40]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path):
+    from training import pretrain
+    output = tmp_path / "run"
+    assert pretrain.main(flags(records, output, total_steps=10, steps_per_epoch=10)) == 0
+    # Continue with an absurd learning rate: the weights blow up to inf/NaN.
+    code = pretrain.main(flags(records, output, total_steps=30, steps_per_epoch=10,
+                               learning_rate=1e30, warmup_steps=0, clip_norm=0))
+    assert code == 2
+    assert checkpoint_steps(output) == [10]
+    import tensorflow as tf
+
+    from albert_keras import AlbertPretrainer
+    from training.experiment import PretrainExperiment
+    from training.model_setup import make_optimizer, model_config, restore_latest
+    experiment = PretrainExperiment(**json.loads((output / "experiment.json").read_text()))
+    model = AlbertPretrainer(model_config(experiment))
+    model.compile(optimizer=make_optimizer(experiment))
+    _, step = restore_latest(model, str(output / "checkpoints"))
+    assert step == 10
+    assert all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights)
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"strategy": "quantum"}, "strategy"),
+    ({"train_files": "/nonexistent/*.tfrecord"}, "train_files"),
+    ({"precision": "float8"}, "precision"),
+    ({"total_steps": 25, "steps_per_epoch": 10}, "total_steps"),
+    ({"max_predictions": 30}, "max_predictions"),
+])
+def test_bad_configs_fail_before_training(records, tmp_path, capsys, override, message):
+    from training import pretrain
+    output = tmp_path / "run"
+    assert pretrain.main(flags(records, output, **override)) == 2
+    assert message in capsys.readouterr().err
+    assert not (output / "checkpoints").exists()
+
+
+def test_batch_not_divisible_by_replicas_fails_before_training(records, tmp_path):
+    process = cli(flags(records, tmp_path / "run", strategy="mirrored", num_cpu_devices=2,
+                        global_batch_size=7))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "global_batch_size" in err and "not divisible" in err
+
+
+def test_multi_worker_only_the_chief_writes(records, tmp_path):
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "training.pretrain",
+               *flags(records, output, strategy="multi_worker", total_steps=4,
+                      steps_per_epoch=2, eval_steps=1)]
+    results = run_two_workers(command)
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+    fingerprints = {line.split("weights_fingerprint=")[1].split()[0]
+                    for _, out, _ in results for line in out.splitlines()
+                    if "weights_fingerprint=" in line}
+    assert len(fingerprints) == 1
+    assert sorted(os.listdir(output)) == sorted(
+        ["albert_config.json", "checkpoints", "experiment.json", "final_model.keras",
+         "logs", "metrics.csv", "spm.model"])
+    assert checkpoint_steps(output) == [2, 4]

@@ -1,0 +1,233 @@
+"""Experiment configs: one JSON file per run, command-line flags override its fields.
+
+Every field is checked before any training starts; errors name the field and file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import tempfile
+import typing
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OPTIMIZERS = ("lamb", "adamw")
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """Fields that pretraining and fine-tuning share."""
+
+    output_dir: str = "runs/experiment"
+    # Model: a preset name, or an albert_config.json / config.json file.
+    model_preset: str | None = "tiny"
+    model_config_file: str | None = None
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    spm_model: str | None = None
+    seq_length: int = 128
+    global_batch_size: int = 32
+    total_steps: int = 1000
+    steps_per_epoch: int = 100  # one epoch = one checkpoint + one log line
+    eval_steps: int = 20
+    # Optimisation (reference defaults).
+    optimizer: str = "lamb"
+    learning_rate: float = 0.00176
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-6
+    clip_norm: float = 1.0
+    # Execution.
+    strategy: str = "default"
+    num_cpu_devices: int = 0  # mirrored on CPU: this many logical CPU devices
+    tpu: str = ""  # TPU name or address for the cluster resolver
+    precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    seed: int = 12345
+    keep_checkpoints: int = 3
+    profile_steps: str = ""  # "START,END" writes a profiler trace for that step range
+
+    def validate(self, origin: str = "config"):
+        def fail(field, message):
+            raise ValueError(f"{origin}: field '{field}': {message}")
+
+        if self.strategy not in STRATEGIES:
+            fail("strategy", f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if self.precision not in PRECISIONS:
+            fail("precision", f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            fail("optimizer", f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+        for name in ("seq_length", "global_batch_size", "total_steps", "steps_per_epoch",
+                     "steps_per_execution", "keep_checkpoints"):
+            if getattr(self, name) <= 0:
+                fail(name, f"must be positive, got {getattr(self, name)}")
+        if self.eval_steps < 0 or self.warmup_steps < 0:
+            fail("eval_steps" if self.eval_steps < 0 else "warmup_steps", "must be >= 0")
+        if self.warmup_steps > self.total_steps:
+            fail("warmup_steps", f"{self.warmup_steps} exceeds total_steps {self.total_steps}")
+        if self.learning_rate <= 0:
+            fail("learning_rate", "must be positive")
+        if self.model_preset is None and self.model_config_file is None:
+            fail("model_preset", "give model_preset or model_config_file")
+        if self.model_config_file and not os.path.isfile(self.model_config_file):
+            fail("model_config_file", f"no such file: {self.model_config_file}")
+        if self.spm_model and not os.path.isfile(self.spm_model):
+            fail("spm_model", f"no such file: {self.spm_model}")
+        if self.profile_steps:
+            try:
+                start, end = (int(v) for v in self.profile_steps.split(","))
+                assert 0 < start <= end
+            except (ValueError, AssertionError):
+                fail("profile_steps", f"expected 'START,END' step numbers, got {self.profile_steps!r}")
+
+
+@dataclasses.dataclass
+class PretrainExperiment(TrainingOptions):
+    train_files: str = ""
+    eval_files: str = ""
+    max_predictions: int = 20
+    init_checkpoint: str = ""  # optional .keras model to start from
+
+    def validate(self, origin: str = "config"):
+        super().validate(origin)
+        if not self.train_files:
+            raise ValueError(f"{origin}: field 'train_files': a file pattern is required")
+        for field in ("train_files", "eval_files"):
+            pattern = getattr(self, field)
+            if pattern and not _matches(pattern):
+                raise ValueError(f"{origin}: field '{field}': no files match {pattern!r}")
+        if not 0 < self.max_predictions < self.seq_length:
+            raise ValueError(f"{origin}: field 'max_predictions': must be in [1, seq_length), "
+                             f"got {self.max_predictions}")
+        if self.init_checkpoint and not os.path.exists(self.init_checkpoint):
+            raise ValueError(f"{origin}: field 'init_checkpoint': no such file {self.init_checkpoint}")
+
+
+@dataclasses.dataclass
+class FinetuneExperiment(TrainingOptions):
+    train_file: str = ""
+    eval_file: str = ""  # scored after training: OUTPUT_DIR/eval_results.json
+    task_type: str = "classification"  # or "regression"
+    label_names: list | None = None  # classification labels, in class-index order
+    # A .keras file (pretraining output, converted model or backbone) or a directory
+    # holding final_model.keras; empty: a fresh backbone from model_preset.
+    init_model: str = ""
+    classifier_dropout: float = 0.1
+    cased: bool = False  # the SentencePiece model was built with --cased
+
+    def validate(self, origin: str = "config"):
+        super().validate(origin)
+
+        def fail(field, message):
+            raise ValueError(f"{origin}: field '{field}': {message}")
+
+        if not self.train_file:
+            fail("train_file", "is required")
+        for field in ("train_file", "eval_file"):
+            path = getattr(self, field)
+            if path and not os.path.isfile(path):
+                fail(field, f"no such file {path}")
+        if self.task_type not in ("classification", "regression"):
+            fail("task_type", f"use classification or regression, not {self.task_type!r}")
+        if self.task_type == "classification":
+            names = self.label_names
+            if not isinstance(names, list) or len(names) < 2:
+                fail("label_names", "list the classification labels (at least 2), "
+                     "in class-index order")
+            if len({str(name) for name in names}) != len(names):
+                fail("label_names", f"labels repeat: {names}")
+        elif self.label_names:
+            fail("label_names", "is for classification; remove it for regression")
+        if self.init_model:
+            if os.path.isdir(self.init_model):
+                if not os.path.isfile(os.path.join(self.init_model, "final_model.keras")):
+                    fail("init_model", f"directory {self.init_model} has no final_model.keras")
+            elif not os.path.isfile(self.init_model):
+                fail("init_model", f"no such file {self.init_model}")
+            elif not self.init_model.endswith(".keras"):
+                fail("init_model", f"expected a .keras file, got {self.init_model}")
+        if not self.spm_model:
+            fail("spm_model", "fine-tuning tokenizes text and needs it")
+        if not 0 <= self.classifier_dropout < 1:
+            fail("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
+        if self.total_steps % self.steps_per_epoch:
+            fail("total_steps", f"{self.total_steps} must be a multiple of steps_per_epoch "
+                 f"({self.steps_per_epoch})")
+
+
+def _matches(pattern: str) -> bool:
+    return any(glob.glob(p.strip()) for p in pattern.split(","))
+
+
+def _parse_value(field: dataclasses.Field, text: str, hints: dict):
+    kind = hints[field.name]
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ValueError(f"--{field.name}: expected true or false, got {text!r}")
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return float(text)
+    if kind in (dict, list, typing.Optional[list]) or field.name in ("model_overrides", "label_names"):
+        return json.loads(text)
+    if text.lower() == "none" and field.default is None:
+        return None
+    return text
+
+
+def load_experiment(cls, argv=None, description=""):
+    """--config FILE (JSON) then --FIELD VALUE overrides -> a validated experiment."""
+    fields = dataclasses.fields(cls)
+    hints = typing.get_type_hints(cls)
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", help="experiment JSON file (training/configs/*.json)")
+    for field in fields:
+        parser.add_argument(f"--{field.name}", dest=field.name, default=None,
+                            help=f"override '{field.name}' (default {field.default!r})"
+                            if field.default is not dataclasses.MISSING else None)
+    args = parser.parse_args(argv)
+    values, origin = {}, "command line"
+    if args.config:
+        origin = args.config
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                values = json.load(f)
+        except FileNotFoundError:
+            raise ValueError(f"--config: no such file {args.config}") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{args.config}: not valid JSON (line {error.lineno}): {error.msg}") from None
+        known = {f.name for f in fields}
+        unknown = sorted(set(values) - known - {"description"})
+        if unknown:
+            raise ValueError(f"{args.config}: unknown field(s) {unknown}")
+        values.pop("description", None)
+    for field in fields:
+        text = getattr(args, field.name)
+        if text is not None:
+            try:
+                values[field.name] = _parse_value(field, text, hints)
+            except (ValueError, json.JSONDecodeError) as error:
+                raise ValueError(f"--{field.name}: cannot parse {text!r}: {error}") from None
+    experiment = cls(**values)
+    experiment.validate(origin)
+    return experiment
+
+
+def write_experiment(experiment, path: str):
+    """Writes the effective config (after overrides) atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(dataclasses.asdict(experiment), f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

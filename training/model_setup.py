@@ -1,0 +1,103 @@
+"""What pretraining and fine-tuning set up the same way: precision, the model config,
+the optimizer, checkpoint restore, and the callbacks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import keras
+import tensorflow as tf
+
+from albert_keras import AlbertConfig
+from albert_keras.optimization import create_optimizer
+from albert_keras.tokenizer import read_model_proto
+from training.callbacks import CheckpointEveryEpoch, TrainingRateLogger, current_step
+
+
+def set_precision(precision: str):
+    keras.config.set_dtype_policy(precision)
+
+
+def model_config(options) -> AlbertConfig:
+    """The config from a preset or a file, with overrides; vocab_size follows the
+    SentencePiece model when one is given."""
+    if options.model_config_file:
+        config = AlbertConfig.from_json_file(options.model_config_file)
+        values = config.to_dict()
+    else:
+        values = AlbertConfig.from_preset(options.model_preset).to_dict()
+    values.update(options.model_overrides)
+    if options.spm_model:
+        import sentencepiece
+        processor = sentencepiece.SentencePieceProcessor(model_proto=read_model_proto(options.spm_model))
+        values["vocab_size"] = processor.get_piece_size()
+    values["max_position_embeddings"] = max(values["max_position_embeddings"], options.seq_length)
+    return AlbertConfig.from_dict(values, origin="model config")
+
+
+def make_optimizer(options):
+    return create_optimizer(
+        options.optimizer, learning_rate=options.learning_rate, total_steps=options.total_steps,
+        warmup_steps=options.warmup_steps, weight_decay=options.weight_decay,
+        beta_1=options.beta_1, beta_2=options.beta_2, epsilon=options.epsilon,
+        clip_norm=options.clip_norm)
+
+
+def restore_latest(model, checkpoint_dir: str) -> tuple[tf.train.Checkpoint, int]:
+    """Restores model and optimizer from the newest checkpoint in checkpoint_dir, if
+    any; returns the checkpoint object and the step it holds (0 when fresh)."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    if latest:
+        model.optimizer.build(model.trainable_variables)
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        print(f"Resumed from {latest} at step {current_step(model)}", flush=True)
+    return checkpoint, current_step(model)
+
+
+def standard_callbacks(options, checkpoint, output_dir: str):
+    """Rate logger, checkpoints, TensorBoard, a plain per-epoch CSV log."""
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(output_dir, "checkpoints"), max_to_keep=options.keep_checkpoints)
+    profile = (tuple(int(v) for v in options.profile_steps.split(","))
+               if options.profile_steps else 0)
+    checkpoints = CheckpointEveryEpoch(manager)
+    callbacks = [
+        TrainingRateLogger(options.global_batch_size, options.steps_per_epoch),
+        checkpoints,
+        keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), profile_batch=profile),
+        keras.callbacks.CSVLogger(os.path.join(output_dir, "metrics.csv"), append=True),
+    ]
+    return callbacks, checkpoints
+
+
+def fit_verbosity() -> int:
+    """The progress bar on a terminal, one plain line per epoch otherwise."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def copy_into(path: str, directory: str, name: str) -> str:
+    target = os.path.join(directory, name)
+    if os.path.abspath(path) != os.path.abspath(target):
+        shutil.copyfile(path, target + ".tmp")
+        os.replace(target + ".tmp", target)
+    return target
+
+
+def save_model_atomically(model, path: str):
+    tmp = path + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def weights_fingerprint(model) -> str:
+    """A short hash of all weights, to check that replicas and workers agree."""
+    import hashlib
+
+    import numpy as np
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.asarray(weight.value.numpy(), "float32").tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,144 @@
+"""Pretrain ALBERT (MLM + SOP) with model.fit under a tf.distribute strategy.
+
+    python -m training.pretrain --config training/configs/demo.json [--FIELD VALUE ...]
+
+Restarted with the same command after a kill, it resumes from the last checkpoint in
+OUTPUT_DIR/checkpoints and finishes at total_steps with the schedule where it was.
+Outputs (chief only): OUTPUT_DIR/{experiment.json, checkpoints/, logs/ (TensorBoard),
+metrics.csv, final_model.keras, albert_config.json, spm.model}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from training.callbacks import NonFiniteLossError
+from training.experiment import PretrainExperiment, load_experiment, write_experiment
+
+
+def build_datasets(experiment, strategy):
+    from albert_keras.data import pretraining_dataset
+
+    def train_fn(context):
+        return pretraining_dataset(
+            experiment.train_files, experiment.global_batch_size, experiment.seq_length,
+            experiment.max_predictions, input_context=context, training=True,
+            seed=experiment.seed)
+
+    def eval_fn(context):
+        dataset = pretraining_dataset(
+            experiment.eval_files, experiment.global_batch_size, experiment.seq_length,
+            experiment.max_predictions, input_context=context, training=False)
+        # The same eval_steps batches at every evaluation.
+        return dataset.take(experiment.eval_steps).cache().repeat()
+
+    train = strategy.distribute_datasets_from_function(train_fn)
+    evaluation = None
+    if experiment.eval_files and experiment.eval_steps:
+        evaluation = strategy.distribute_datasets_from_function(eval_fn)
+    return train, evaluation
+
+
+def run(experiment: PretrainExperiment) -> dict:
+    """Trains; returns the last epoch's logs. Raises on a non-finite loss."""
+    from training.strategies import WorkerOutput, build_strategy, is_chief
+
+    strategy = build_strategy(experiment.strategy, experiment.num_cpu_devices, experiment.tpu)
+    replicas = strategy.num_replicas_in_sync
+    if experiment.global_batch_size % replicas:
+        raise ValueError(f"field 'global_batch_size': {experiment.global_batch_size} is not "
+                         f"divisible by the {replicas} replicas of strategy {experiment.strategy}")
+
+    import keras
+
+    from albert_keras import AlbertPretrainer
+    from training import model_setup
+    from training.callbacks import current_step
+
+    model_setup.set_precision(experiment.precision)
+    keras.utils.set_random_seed(experiment.seed)
+    chief = is_chief(strategy)
+    output = WorkerOutput(experiment.output_dir, chief)
+    try:
+        if chief:
+            write_experiment(experiment, os.path.join(output.path, "experiment.json"))
+        config = model_setup.model_config(experiment)
+        with strategy.scope():
+            if experiment.init_checkpoint:
+                model = keras.saving.load_model(experiment.init_checkpoint, compile=False)
+                model = model if isinstance(model, AlbertPretrainer) else AlbertPretrainer(backbone=model.backbone)
+            else:
+                model = AlbertPretrainer(config)
+            model.compile(optimizer=model_setup.make_optimizer(experiment),
+                          jit_compile=experiment.jit_compile,
+                          steps_per_execution=experiment.steps_per_execution)
+            # Every worker restores from the chief's directory (a shared file system).
+            checkpoint, step = model_setup.restore_latest(
+                model, os.path.join(experiment.output_dir, "checkpoints"))
+        callbacks, checkpoints = model_setup.standard_callbacks(
+            experiment, checkpoint, output.path)
+
+        train, evaluation = build_datasets(experiment, strategy)
+        epochs = experiment.total_steps // experiment.steps_per_epoch
+        initial_epoch = step // experiment.steps_per_epoch
+        history = None
+        if initial_epoch < epochs:
+            # Skip the batches already trained on so that a resumed run sees the
+            # same data as an uninterrupted one.
+            train = strategy.distribute_datasets_from_function(
+                lambda context: _skipped(experiment, context, step)) if step else train
+            history = model.fit(
+                train, validation_data=evaluation, epochs=epochs, initial_epoch=initial_epoch,
+                steps_per_epoch=experiment.steps_per_epoch,
+                validation_steps=experiment.eval_steps if evaluation else None,
+                callbacks=callbacks, shuffle=False, verbose=model_setup.fit_verbosity())
+        if checkpoints.non_finite:
+            epoch, loss = checkpoints.non_finite
+            raise NonFiniteLossError(
+                f"loss became {loss} in epoch {epoch}; stopped. The last good checkpoint is "
+                f"{tf_latest(experiment.output_dir)}")
+        model_setup.save_model_atomically(model, os.path.join(output.path, "final_model.keras"))
+        if chief:
+            model.config.to_json_file(os.path.join(output.path, "albert_config.json"),
+                                      format="internal")
+            if experiment.spm_model:
+                model_setup.copy_into(experiment.spm_model, output.path, "spm.model")
+        logs = {k: v[-1] for k, v in history.history.items()} if history else {}
+        logs["step"] = current_step(model)
+        logs["weights_fingerprint"] = model_setup.weights_fingerprint(model)
+        return logs
+    finally:
+        output.close()
+
+
+def tf_latest(output_dir):
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
+
+
+def _skipped(experiment, context, step):
+    from albert_keras.data import pretraining_dataset
+    return pretraining_dataset(
+        experiment.train_files, experiment.global_batch_size, experiment.seq_length,
+        experiment.max_predictions, input_context=context, training=True,
+        seed=experiment.seed).skip(step)
+
+
+def main(argv=None):
+    try:
+        experiment = load_experiment(PretrainExperiment, argv, description=__doc__)
+        if experiment.total_steps % experiment.steps_per_epoch:
+            raise ValueError(f"field 'total_steps' ({experiment.total_steps}) must be a multiple "
+                             f"of steps_per_epoch ({experiment.steps_per_epoch})")
+        logs = run(experiment)
+    except (ValueError, NonFiniteLossError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("final:", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in sorted(logs.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
