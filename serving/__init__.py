@@ -1,0 +1,2 @@
+"""Serving ALBERT with TensorFlow Serving: SavedModel export (tokenizer in the graph,
+warmup records), deployment files (deploy/), and gRPC/REST clients. See README.md."""

@@ -1,0 +1,133 @@
+"""Exports a trained ALBERT model as a TF Serving SavedModel version, atomically.
+
+    python -m serving.export --model runs/x/final_model.keras --spm_model runs/x/spm.model \\
+        --export_base saved_models/albert [--version N] [--max_seq_length N]
+
+Writes EXPORT_BASE/VERSION/ (the next integer version by default). The version is
+written into EXPORT_BASE/.tmp-VERSION-xxxx, a name TF Serving ignores (not an integer),
+and renamed to VERSION only when complete, so a server polling EXPORT_BASE never loads a
+half-written version. An interrupted export leaves at most a .tmp-* directory behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import keras
+import tensorflow as tf
+
+import albert_keras  # noqa: F401  (registers the model classes for load_model)
+from albert_keras.tokenizer import check_special_pieces, read_model_proto
+from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
+from serving.warmup import write_warmup_file
+
+MODEL_FILE = "final_model.keras"
+
+
+def load_model(path: str) -> keras.Model:
+    """A .keras file, or a directory holding final_model.keras (the training output)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model not found: {path} (expected a .keras file or a "
+                                f"directory containing {MODEL_FILE})")
+    if not path.endswith(".keras"):
+        raise ValueError(f"{path}: expected a .keras file saved by model.save()")
+    return keras.saving.load_model(path, compile=False)
+
+
+def existing_versions(export_base: str) -> list:
+    """The integer-named version directories, as TF Serving sees them."""
+    if not os.path.isdir(export_base):
+        return []
+    return sorted(int(name) for name in os.listdir(export_base)
+                  if name.isdigit() and os.path.isdir(os.path.join(export_base, name)))
+
+
+def next_version(export_base: str) -> int:
+    versions = existing_versions(export_base)
+    return versions[-1] + 1 if versions else 1
+
+
+def _remove_partial(path: str):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def export(model, model_proto: bytes, export_base: str, *, version: int | None = None,
+           max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
+           model_name: str | None = None) -> str:
+    """Writes EXPORT_BASE/VERSION atomically; returns that directory's path."""
+    export_base = os.path.abspath(export_base)
+    model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
+    if max_seq_length is None:
+        max_seq_length = model.config.max_position_embeddings
+    module = AlbertServingModule(model, model_proto, max_seq_length=max_seq_length,
+                                 lower_case=lower_case, top_k=top_k)
+    os.makedirs(export_base, exist_ok=True)
+    if version is None:
+        version = next_version(export_base)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}")
+    final_dir = os.path.join(export_base, str(version))
+    if os.path.exists(final_dir):
+        raise FileExistsError(f"{final_dir} already exists; choose another --version")
+
+    tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
+    try:
+        signatures = module.signatures()
+        tf.saved_model.save(module, tmp_dir, signatures=signatures)
+        write_warmup_file(tmp_dir, model_name, [name for name in signatures
+                                                if name != "serving_default"])
+        os.rename(tmp_dir, final_dir)  # atomic on one file system
+    except BaseException:
+        _remove_partial(tmp_dir)
+        raise
+    return final_dir
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.export",
+        description="Export an ALBERT model as a TF Serving SavedModel with in-graph tokenization.")
+    parser.add_argument("--model", required=True,
+                        help="a .keras file, or a directory containing final_model.keras")
+    parser.add_argument("--spm_model", required=True, help="the SentencePiece .model file")
+    parser.add_argument("--export_base", required=True,
+                        help="the model's base directory, e.g. saved_models/albert")
+    parser.add_argument("--version", type=int, default=None,
+                        help="version number (default: the next integer)")
+    parser.add_argument("--max_seq_length", type=int, default=None,
+                        help="longest packed sequence (default: max_position_embeddings)")
+    parser.add_argument("--top_k", type=int, default=5, help="fill_mask candidates per mask")
+    parser.add_argument("--cased", action="store_true",
+                        help="the vocabulary is cased (do not lowercase text)")
+    parser.add_argument("--model_name", default=None,
+                        help="model name in the warmup requests (default: export_base's name)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        model = load_model(args.model)
+        proto = read_model_proto(args.spm_model)
+        check_special_pieces(proto, source=args.spm_model)
+        path = export(model, proto, args.export_base, version=args.version,
+                      max_seq_length=args.max_seq_length, lower_case=not args.cased,
+                      top_k=args.top_k, model_name=args.model_name)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    names = SIGNATURES[model_kind(model)]
+    print(json.dumps({"export_dir": path, "signatures": list(names),
+                      "serving_default": names[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""AlbertServingModule: the tf.Module that tf.saved_model.save writes for TF Serving.
+
+It holds the Keras model (so its variables are tracked and saved) and the in-graph
+tokenizer (a tensorflow_text SentencepieceTokenizer built from the model proto bytes, a
+tracked resource), and defines one tf.function per signature with explicit TensorSpecs.
+Everything a signature does is TensorFlow and tensorflow-text ops, so the SavedModel runs
+where only those two are imported, and in stock TF Serving.
+
+Raw-text signatures pack to at most max_seq_length and then cut the padding to the
+longest row of the batch (at least 2: [CLS] [SEP]), so short texts run short sequences.
+A batch of 0 strings gives [0, 2] features and empty outputs.
+
+SignatureDefs have no optional inputs in TF Serving (every declared input must be sent),
+so "optional text_b" is a sibling signature: embed_pair, classify_pair.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer
+from albert_keras.tokenizer import (CLS_ID, MASK_ID, SEP_ID, AlbertTokenizer,
+                                    check_special_pieces, pack_segments)
+
+MASK_TEXT = "[MASK]"
+_TEXT = tf.TensorSpec([None], tf.string)
+_IDS = tf.TensorSpec([None, None], tf.int32)
+
+# Signatures by model kind; the first is also exported as serving_default.
+SIGNATURES = {
+    "pretrainer": ("embed", "embed_pair", "encode", "fill_mask", "sentence_order", "tokenize"),
+    "classifier": ("classify", "classify_pair", "embed", "embed_pair", "encode", "tokenize"),
+    "backbone": ("embed", "embed_pair", "encode", "tokenize"),
+}
+
+
+def model_kind(model) -> str:
+    """"pretrainer", "classifier" or "backbone", by the model's type."""
+    if isinstance(model, AlbertPretrainer):
+        return "pretrainer"
+    if isinstance(model, AlbertClassifier):
+        return "classifier"
+    if isinstance(model, AlbertBackbone):
+        return "backbone"
+    raise TypeError(
+        "Only AlbertPretrainer, AlbertClassifier and AlbertBackbone models can be exported, "
+        f"got {type(model).__name__}")
+
+
+def _valid_utf8(text):
+    """Checks that text is [batch] (a SavedModel signature does not check fed shapes), and
+    turns invalid UTF-8 into U+FFFD, so normalisation and SentencePiece never see it."""
+    text = tf.ensure_shape(text, [None])
+    return tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+
+
+def _pieces(model_proto: bytes) -> list:
+    processor = check_special_pieces(model_proto)
+    return [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+
+
+def _trim_padding(features):
+    """Cuts [batch, max_seq_length] features to the longest row (at least 2 columns)."""
+    lengths = tf.reduce_sum(features["input_mask"], axis=1)
+    width = tf.maximum(tf.reduce_max(lengths), 2)  # reduce_max of 0 rows is INT_MIN
+    return {name: value[:, :width] for name, value in features.items()}
+
+
+class AlbertServingModule(tf.Module):
+    """The exported object: model + tokenizer + one tf.function per signature."""
+
+    def __init__(self, model, model_proto: bytes, *, max_seq_length: int,
+                 lower_case: bool = True, top_k: int = 5):
+        super().__init__(name="albert_serving")
+        self.kind = model_kind(model)
+        config = model.config
+        if not 4 <= max_seq_length <= config.max_position_embeddings:
+            raise ValueError(f"max_seq_length must be in [4, {config.max_position_embeddings}] "
+                             f"(the model's max_position_embeddings), got {max_seq_length}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        self.tokenizer = AlbertTokenizer(model_proto, lower_case=lower_case)
+        self.pieces = _pieces(model_proto)  # id -> piece, for the string outputs
+        if self.tokenizer.vocab_size > config.vocab_size:
+            raise ValueError(f"The SentencePiece model has {self.tokenizer.vocab_size} pieces, "
+                             f"more than the model's vocab_size {config.vocab_size}")
+        self.model = model
+        self.backbone = model if self.kind == "backbone" else model.backbone
+        self.max_seq_length = max_seq_length
+        self.top_k = min(top_k, config.vocab_size)
+        if self.kind == "classifier":
+            self.task_type = model.task_type
+            self.label_names = model.label_names or [str(i) for i in range(model.num_labels)]
+
+        self.encode = tf.function(self._encode, input_signature=[_IDS, _IDS, _IDS])
+        self.tokenize = tf.function(self._tokenize, input_signature=[_TEXT])
+        self.embed = tf.function(self._embed, input_signature=[_TEXT])
+        self.embed_pair = tf.function(self._embed_pair, input_signature=[_TEXT, _TEXT])
+        if self.kind == "pretrainer":
+            self.fill_mask = tf.function(self._fill_mask, input_signature=[_TEXT])
+            self.sentence_order = tf.function(self._sentence_order,
+                                              input_signature=[_TEXT, _TEXT])
+        if self.kind == "classifier":
+            self.classify = tf.function(self._classify, input_signature=[_TEXT])
+            self.classify_pair = tf.function(self._classify_pair, input_signature=[_TEXT, _TEXT])
+
+    def signatures(self) -> dict:
+        names = SIGNATURES[self.kind]
+        functions = {name: getattr(self, name) for name in names}
+        functions["serving_default"] = functions[names[0]]
+        return functions
+
+    # ------------------------------------------------------------ text -> features
+    def pack(self, text, text_b=None):
+        """Strings [batch] (, [batch]) -> int32 features [batch, longest row]."""
+        tokens_a = self.tokenizer.tokenize(_valid_utf8(text))
+        tokens_b = None
+        if text_b is not None:
+            same_batch = tf.debugging.assert_equal(
+                tf.size(text), tf.size(text_b),
+                message="the two text inputs must have the same batch size")
+            with tf.control_dependencies([same_batch]):
+                tokens_b = self.tokenizer.tokenize(_valid_utf8(text_b))
+        features = pack_segments(tokens_a, tokens_b, seq_length=self.max_seq_length)
+        return _trim_padding(features)
+
+    def pack_with_masks(self, text):
+        """Splits each text on the literal [MASK], tokenizes the parts and joins them with
+        MASK_ID (SentencePiece alone would cut "[MASK]" into ordinary pieces)."""
+        parts = tf.strings.split(_valid_utf8(text), sep=MASK_TEXT)  # [batch, (parts)]
+        part_tokens = self.tokenizer.tokenize(parts.flat_values)  # [parts, (tokens)]
+        # Every part but the last of its row is followed by one MASK_ID.
+        index_in_row = tf.cast(tf.ragged.range(parts.row_lengths()).flat_values, tf.int32)
+        row_of_part = tf.cast(parts.value_rowids(), tf.int32)
+        parts_in_row = tf.cast(tf.gather(parts.row_lengths(), row_of_part), tf.int32)
+        followed_by_mask = tf.cast(index_in_row < parts_in_row - 1, tf.int32)
+        masks = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(followed_by_mask)], tf.constant(MASK_ID, tf.int32)),
+            followed_by_mask).with_row_splits_dtype(part_tokens.row_splits.dtype)
+        joined = tf.concat([tf.cast(part_tokens, tf.int32), masks], axis=1)
+        tokens = tf.RaggedTensor.from_row_splits(joined, parts.row_splits).merge_dims(1, 2)
+        return _trim_padding(pack_segments(tokens, seq_length=self.max_seq_length))
+
+    def _vocabulary(self):
+        return tf.constant(list(self.pieces), tf.string)
+
+    def _backbone(self, features):
+        outputs = self.backbone(features, training=False)
+        return {"sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
+                "pooled_output": tf.cast(outputs["pooled_output"], tf.float32)}
+
+    # ------------------------------------------------------------ signatures
+    def _encode(self, input_ids, segment_ids, input_mask):
+        features = {"input_ids": input_ids, "segment_ids": segment_ids, "input_mask": input_mask}
+        shape = tf.shape(input_ids)
+        checks = [tf.debugging.assert_equal(tf.shape(value), shape, message=(
+            f"{name} must have the shape of input_ids")) for name, value in features.items()]
+        checks.append(tf.debugging.assert_less_equal(
+            shape[1], self.backbone.config.max_position_embeddings,
+            message="sequences are longer than max_position_embeddings"))
+        with tf.control_dependencies(checks):
+            features = {name: tf.ensure_shape(tf.identity(value), [None, None])
+                        for name, value in features.items()}
+        return self._backbone(features)
+
+    def _embed(self, text):
+        features = self.pack(text)
+        return dict(self._backbone(features), input_mask=features["input_mask"])
+
+    def _embed_pair(self, text, text_b):
+        features = self.pack(text, text_b)
+        return dict(self._backbone(features), input_mask=features["input_mask"])
+
+    def _tokenize(self, text):
+        text = _valid_utf8(text)
+        ids = tf.cast(self.tokenizer.tokenize(text), tf.int32)
+        pieces = tf.gather(self._vocabulary(), ids)
+        return {"ids": ids.to_tensor(0), "pieces": pieces.to_tensor(""),
+                "token_count": tf.cast(ids.row_lengths(), tf.int32),
+                "normalized_text": self.tokenizer.normalize(text)}
+
+    def _sentence_order(self, text_a, text_b):
+        features = self.pack(text_a, text_b)
+        pooled = self.backbone(features, training=False)["pooled_output"]
+        logits = tf.cast(self.model.sop_head(pooled, training=False), tf.float32)
+        # Class 0 is "segments in their original order".
+        return {"original_order_probability": tf.nn.softmax(logits)[:, 0],
+                "sop_logits": logits}
+
+    def _mlm_logits(self, features, positions):
+        """The pretrainer's mlm_logits [batch, masks, V] for any batch and mask count.
+
+        The MLM head's gather fails on a batch of 0 rows or 0 positions, so the model
+        always runs on one extra ([CLS] [SEP]) row and at least one position, and those
+        are cut from the result.
+        """
+        batch, masks = tf.shape(positions)[0], tf.shape(positions)[1]
+        width = tf.shape(features["input_ids"])[1]
+        extra_row = {
+            "input_ids": tf.pad(tf.constant([[CLS_ID, SEP_ID]]), [[0, 0], [0, width - 2]]),
+            "segment_ids": tf.zeros([1, width], tf.int32),
+            "input_mask": tf.pad(tf.ones([1, 2], tf.int32), [[0, 0], [0, width - 2]]),
+        }
+        padded = {name: tf.concat([value, extra_row[name]], axis=0)
+                  for name, value in features.items()}
+        padded["masked_lm_positions"] = tf.pad(
+            positions, [[0, 1], [0, tf.maximum(1 - masks, 0)]])
+        logits = self.model(padded, training=False)["mlm_logits"]
+        return tf.cast(logits[:batch, :masks], tf.float32)
+
+    def _fill_mask(self, text):
+        features = self.pack_with_masks(text)
+        is_mask = tf.equal(features["input_ids"], MASK_ID)
+        positions = tf.ragged.boolean_mask(
+            tf.broadcast_to(tf.range(tf.shape(is_mask)[1]), tf.shape(is_mask)), is_mask)
+        mask_count = tf.cast(positions.row_lengths(), tf.int32)
+        dense_positions = positions.to_tensor(0)  # [batch, max masks]
+        logits = self._mlm_logits(features, dense_positions)
+        probabilities = tf.nn.softmax(logits)
+        top_probabilities, top_ids = tf.math.top_k(probabilities, k=self.top_k)
+        # Slots past a row's mask_count are padding: id 0, piece "", probability 0.
+        real = tf.sequence_mask(mask_count, tf.shape(dense_positions)[1])[:, :, None]
+        top_ids = tf.where(real, top_ids, 0)
+        return {"top_ids": top_ids,
+                "top_pieces": tf.where(real, tf.gather(self._vocabulary(), top_ids),
+                                       ""),
+                "top_probabilities": tf.where(real, top_probabilities, 0.0),
+                "mask_positions": dense_positions,
+                "mask_count": mask_count}
+
+    def _classifier_outputs(self, features):
+        logits = tf.cast(self.model(features, training=False), tf.float32)
+        if self.task_type == "regression":
+            return {"score": logits[:, 0]}
+        label_id = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
+        return {"probabilities": tf.nn.softmax(logits), "logits": logits,
+                "label_id": label_id,
+                "label": tf.gather(tf.constant(self.label_names, tf.string), label_id)}
+
+    def _classify(self, text):
+        return self._classifier_outputs(self.pack(text))
+
+    def _classify_pair(self, text, text_b):
+        return self._classifier_outputs(self.pack(text, text_b))
