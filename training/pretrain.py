@@ -118,11 +118,14 @@ def tf_latest(output_dir):
 
 
 def _skipped(experiment, context, step):
+    """The training data after `step` steps: each step took one batch per replica
+    that this input pipeline feeds."""
     from albert_keras.data import pretraining_dataset
+    replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
     return pretraining_dataset(
         experiment.train_files, experiment.global_batch_size, experiment.seq_length,
         experiment.max_predictions, input_context=context, training=True,
-        seed=experiment.seed).skip(step)
+        seed=experiment.seed).skip(step * replicas_per_pipeline)
 
 
 def main(argv=None):

@@ -1,0 +1,276 @@
+"""Fine-tune ALBERT for sentence or sentence-pair classification or regression.
+
+    python -m training.finetune --config training/configs/finetune_demo.json [--FIELD VALUE ...]
+
+Input: GLUE-style TSV / CSV / JSONL files with the columns text_a, optional text_b and
+label (a name from label_names, or a number for regression); tokenized in-graph.
+The backbone comes from init_model: a .keras file written by training.pretrain
+(AlbertPretrainer) or albert_keras.convert, an AlbertBackbone or AlbertClassifier
+.keras file, or a directory holding final_model.keras. Its config replaces
+model_preset and model_overrides. Without init_model the backbone starts from random
+weights (a warning says so).
+
+Restarted with the same command after a kill, it resumes from the last checkpoint in
+OUTPUT_DIR/checkpoints. Outputs (chief only): OUTPUT_DIR/{experiment.json,
+checkpoints/, logs/ (TensorBoard; logs/eval holds the final eval metrics),
+metrics.csv, eval_results.json, final_model.keras (the AlbertClassifier, which
+serving.export reads), albert_config.json, spm.model}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+from training.experiment import FinetuneExperiment, load_experiment, write_experiment
+
+MODEL_FILE = "final_model.keras"
+
+
+def check_data(experiment) -> int:
+    """Reads and checks the train and eval files (errors name the file and line);
+    returns the number of training examples."""
+    from albert_keras.data import read_examples
+
+    counts, pairs = {}, {}
+    for field in ("train_file", "eval_file"):
+        path = getattr(experiment, field)
+        if path:
+            _, text_b, labels = read_examples(path, experiment.task_type, experiment.label_names)
+            counts[field], pairs[field] = len(labels), text_b is not None
+    if len(set(pairs.values())) > 1:
+        raise ValueError("field 'eval_file': has text_b only if train_file has it; "
+                         "both hold sentence pairs or both single sentences")
+    if counts["train_file"] < experiment.global_batch_size:
+        raise ValueError(f"field 'train_file': {counts['train_file']} examples, fewer than one "
+                         f"global batch ({experiment.global_batch_size})")
+    return counts["train_file"]
+
+
+def check_replicas(global_batch_size: int, replicas: int, strategy_name: str):
+    if global_batch_size % replicas:
+        raise ValueError(f"field 'global_batch_size': {global_batch_size} is not divisible by "
+                         f"the {replicas} replicas of strategy {strategy_name}")
+
+
+def load_backbone(path: str):
+    """The AlbertBackbone in a .keras file (a backbone itself, or any model with a
+    .backbone: pretrainer, classifier) or in DIRECTORY/final_model.keras."""
+    import keras
+
+    import albert_keras  # noqa: F401  (registers the model classes)
+    from albert_keras import AlbertBackbone
+
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    model = keras.saving.load_model(path, compile=False)
+    backbone = model if isinstance(model, AlbertBackbone) else getattr(model, "backbone", None)
+    if not isinstance(backbone, AlbertBackbone):
+        raise ValueError(f"field 'init_model': {path} holds a {type(model).__name__}, "
+                         f"not an ALBERT model with a backbone")
+    return backbone
+
+
+def build_classifier(experiment, vocab_size: int):
+    """The AlbertClassifier, built in the current strategy scope and dtype policy. A
+    loaded backbone is made anew from its config and given its weights, whatever
+    model held it (a saved classifier's old head is left behind)."""
+    from albert_keras import AlbertBackbone, AlbertClassifier
+    from training import model_setup
+
+    if experiment.init_model:
+        saved = load_backbone(experiment.init_model)
+        config = saved.config
+        print(f"Backbone from {experiment.init_model} (its config replaces model_preset "
+              f"and model_overrides)", flush=True)
+    else:
+        saved = None
+        config = model_setup.model_config(experiment)
+        print("warning: no init_model; fine-tuning a backbone with random weights",
+              file=sys.stderr, flush=True)
+    if vocab_size > config.vocab_size:
+        raise ValueError(f"field 'spm_model': {vocab_size} pieces, more than the backbone's "
+                         f"vocab_size {config.vocab_size}; use the pretraining vocabulary")
+    if experiment.seq_length > config.max_position_embeddings:
+        raise ValueError(f"field 'seq_length': {experiment.seq_length} exceeds the backbone's "
+                         f"max_position_embeddings {config.max_position_embeddings}")
+    backbone = AlbertBackbone(config)
+    if saved is not None:
+        backbone.set_weights(saved.get_weights())
+    labels = experiment.label_names if experiment.task_type == "classification" else None
+    return AlbertClassifier(
+        backbone=backbone, num_labels=len(labels) if labels else 1,
+        task_type=experiment.task_type, dropout=experiment.classifier_dropout,
+        label_names=[str(name) for name in labels] if labels else None)
+
+
+def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0):
+    """Distributed (train, per-epoch eval or None). Training repeats and skips the
+    batches of the steps already trained, so a resumed run sees the same data."""
+    from albert_keras.data import finetune_dataset
+
+    def dataset(path, context, training):
+        return finetune_dataset(
+            path, tokenizer, experiment.seq_length, experiment.global_batch_size,
+            experiment.task_type, experiment.label_names, training=training,
+            input_context=context, seed=experiment.seed)
+
+    def train_fn(context):
+        # Each step takes one batch per replica of this pipeline.
+        per_step = context.num_replicas_in_sync // context.num_input_pipelines
+        return dataset(experiment.train_file, context, True).repeat().skip(skip_steps * per_step)
+
+    def eval_fn(context):
+        # The same eval_steps batches at every epoch (all workers run as many).
+        return dataset(experiment.eval_file, context, False).take(
+            experiment.eval_steps).cache().repeat()
+
+    train = strategy.distribute_datasets_from_function(train_fn)
+    evaluation = None
+    if experiment.eval_file and experiment.eval_steps:
+        evaluation = strategy.distribute_datasets_from_function(eval_fn)
+    return train, evaluation
+
+
+def predict(model, experiment, tokenizer):
+    """(labels [n], outputs [n, num_labels]) over the whole eval file, in file order.
+    Runs outside the replicas (no collectives), so the chief can score alone."""
+    import numpy as np
+    import tensorflow as tf
+
+    from albert_keras.data import finetune_dataset
+
+    dataset = finetune_dataset(
+        experiment.eval_file, tokenizer, experiment.seq_length, experiment.global_batch_size,
+        experiment.task_type, experiment.label_names, training=False)
+    forward = tf.function(lambda features: model(features, training=False),
+                          reduce_retracing=True)
+    labels, outputs = [], []
+    for features, batch_labels in dataset:
+        outputs.append(forward(features).numpy())
+        labels.append(batch_labels.numpy())
+    return np.concatenate(labels), np.concatenate(outputs)
+
+
+def write_eval_results(results: dict, output_dir: str, step: int):
+    """eval_results.json (NaN as null) and the same numbers as TensorBoard scalars."""
+    import tensorflow as tf
+
+    path = os.path.join(output_dir, "eval_results.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                   for k, v in results.items()}, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs", "eval"))
+    with writer.as_default():
+        for name, value in results.items():
+            if isinstance(value, float):
+                tf.summary.scalar(name, value, step=step)
+    writer.close()
+
+
+def run(experiment: FinetuneExperiment) -> dict:
+    """Trains, then scores eval_file on the chief; returns the eval metrics (else the
+    last epoch's logs) with the step. Raises ValueError on a bad
+    config or data before training, NonFiniteLossError on a non-finite loss."""
+    num_train = check_data(experiment)
+
+    from training.strategies import WorkerOutput, build_strategy, is_chief
+
+    strategy = build_strategy(experiment.strategy, experiment.num_cpu_devices, experiment.tpu)
+    check_replicas(experiment.global_batch_size, strategy.num_replicas_in_sync,
+                   experiment.strategy)
+
+    import keras
+
+    from albert_keras.tokenizer import AlbertTokenizer
+    from training import model_setup
+    from training.callbacks import NonFiniteLossError
+    from training.metrics import task_metrics
+
+    model_setup.set_precision(experiment.precision)
+    keras.utils.set_random_seed(experiment.seed)
+    tokenizer = AlbertTokenizer.from_file(experiment.spm_model, lower_case=not experiment.cased)
+    chief = is_chief(strategy)
+    output = WorkerOutput(experiment.output_dir, chief)
+    try:
+        if chief:
+            write_experiment(experiment, os.path.join(output.path, "experiment.json"))
+        with strategy.scope():
+            model = build_classifier(experiment, tokenizer.vocab_size)
+            classification = experiment.task_type == "classification"
+            model.compile(
+                optimizer=model_setup.make_optimizer(experiment),
+                loss=(keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                      if classification else keras.losses.MeanSquaredError()),
+                metrics=["accuracy"] if classification else None,
+                jit_compile=experiment.jit_compile,
+                steps_per_execution=experiment.steps_per_execution)
+            # Every worker restores from the chief's directory (a shared file system).
+            checkpoint, step = model_setup.restore_latest(
+                model, os.path.join(experiment.output_dir, "checkpoints"))
+        callbacks, checkpoints = model_setup.standard_callbacks(
+            experiment, checkpoint, output.path)
+
+        train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step)
+        epochs = experiment.total_steps // experiment.steps_per_epoch
+        initial_epoch = step // experiment.steps_per_epoch
+        print(f"Fine-tuning on {num_train} examples: {experiment.task_type}, "
+              f"{experiment.total_steps} steps of {experiment.global_batch_size}", flush=True)
+        history = None
+        if initial_epoch < epochs:
+            history = model.fit(
+                train, validation_data=evaluation, epochs=epochs, initial_epoch=initial_epoch,
+                steps_per_epoch=experiment.steps_per_epoch,
+                validation_steps=experiment.eval_steps if evaluation else None,
+                callbacks=callbacks, shuffle=False, verbose=model_setup.fit_verbosity())
+        if checkpoints.non_finite:
+            epoch, loss = checkpoints.non_finite
+            raise NonFiniteLossError(
+                f"loss became {loss} in epoch {epoch}; stopped. The last good checkpoint is in "
+                f"{os.path.join(experiment.output_dir, 'checkpoints')}")
+        # int() of a MirroredVariable fails; reading it as numpy works under every strategy.
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+        model_setup.save_model_atomically(model, os.path.join(output.path, MODEL_FILE))
+        if chief:
+            model.config.to_json_file(os.path.join(output.path, "albert_config.json"),
+                                      format="internal")
+            model_setup.copy_into(experiment.spm_model, output.path, "spm.model")
+        if experiment.eval_file and chief:
+            labels, outputs = predict(model, experiment, tokenizer)
+            results = task_metrics(experiment.task_type, labels, outputs)
+            results.update(num_examples=int(len(labels)), step=step)
+            write_eval_results(results, output.path, step)
+            return results
+        results = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
+        results["step"] = step
+        return results
+    finally:
+        output.close()
+
+
+def main(argv=None):
+    try:
+        experiment = load_experiment(FinetuneExperiment, argv, description=__doc__)
+    except ValueError as error:  # before TensorFlow is imported: a quick answer
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from training.callbacks import NonFiniteLossError
+
+    try:
+        results = run(experiment)
+    except (ValueError, NonFiniteLossError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("eval:" if "num_examples" in results else "final:",
+          " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in sorted(results.items())), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
