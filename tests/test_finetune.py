@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_fixtures import WORDS, tiny_spm_model
-from training import finetune
+from training import finetune, model_setup
 from training import metrics
 
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -98,7 +98,7 @@ def test_regression_from_a_pretraining_output_and_resume(tmp_path, capsys):
     pretrained = tmp_path / "pretrain"
     pretrained.mkdir()
     AlbertPretrainer(config).save(str(pretrained / "final_model.keras"))
-    saved = finetune.load_backbone(str(pretrained)).get_weights()
+    saved = model_setup.load_backbone(str(pretrained), "init_model").get_weights()
 
     train = regression_task(tmp_path / "train.jsonl", 48, seed=0)
     dev = regression_task(tmp_path / "dev.jsonl", 20, seed=1)

@@ -55,24 +55,6 @@ def check_replicas(global_batch_size: int, replicas: int, strategy_name: str):
                          f"the {replicas} replicas of strategy {strategy_name}")
 
 
-def load_backbone(path: str):
-    """The AlbertBackbone in a .keras file (a backbone itself, or any model with a
-    .backbone: pretrainer, classifier) or in DIRECTORY/final_model.keras."""
-    import keras
-
-    import albert_keras  # noqa: F401  (registers the model classes)
-    from albert_keras import AlbertBackbone
-
-    if os.path.isdir(path):
-        path = os.path.join(path, MODEL_FILE)
-    model = keras.saving.load_model(path, compile=False)
-    backbone = model if isinstance(model, AlbertBackbone) else getattr(model, "backbone", None)
-    if not isinstance(backbone, AlbertBackbone):
-        raise ValueError(f"field 'init_model': {path} holds a {type(model).__name__}, "
-                         f"not an ALBERT model with a backbone")
-    return backbone
-
-
 def build_classifier(experiment, vocab_size: int):
     """The AlbertClassifier, built in the current strategy scope and dtype policy. A
     loaded backbone is made anew from its config and given its weights, whatever
@@ -81,7 +63,7 @@ def build_classifier(experiment, vocab_size: int):
     from training import model_setup
 
     if experiment.init_model:
-        saved = load_backbone(experiment.init_model)
+        saved = model_setup.load_backbone(experiment.init_model, field="init_model")
         config = saved.config
         print(f"Backbone from {experiment.init_model} (its config replaces model_preset "
               f"and model_overrides)", flush=True)

@@ -101,3 +101,19 @@ def weights_fingerprint(model) -> str:
     for weight in model.weights:
         digest.update(np.asarray(weight.value.numpy(), "float32").tobytes())
     return digest.hexdigest()[:16]
+
+
+def load_backbone(path: str, field: str):
+    """The AlbertBackbone in a .keras file (a backbone itself, or any model with a
+    .backbone: pretrainer, classifier) or in DIRECTORY/final_model.keras. field names
+    the config field in errors."""
+    from albert_keras import AlbertBackbone
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "final_model.keras")
+    model = keras.saving.load_model(path, compile=False)
+    backbone = model if isinstance(model, AlbertBackbone) else getattr(model, "backbone", None)
+    if not isinstance(backbone, AlbertBackbone):
+        raise ValueError(f"field '{field}': {path} holds a {type(model).__name__}, "
+                         f"not an ALBERT model with a backbone")
+    return backbone

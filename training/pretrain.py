@@ -17,14 +17,19 @@ from training.callbacks import NonFiniteLossError
 from training.experiment import PretrainExperiment, load_experiment, write_experiment
 
 
-def build_datasets(experiment, strategy):
+def build_datasets(experiment, strategy, start_step=0):
+    """Distributed training and held-out datasets. A resumed run skips the batches
+    of its first start_step steps, so it sees the data an uninterrupted run would."""
     from albert_keras.data import pretraining_dataset
 
     def train_fn(context):
-        return pretraining_dataset(
+        dataset = pretraining_dataset(
             experiment.train_files, experiment.global_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=True,
             seed=experiment.seed)
+        # Each step takes one batch per replica that this input pipeline feeds.
+        replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+        return dataset.skip(start_step * replicas_per_pipeline)
 
     def eval_fn(context):
         dataset = pretraining_dataset(
@@ -65,11 +70,10 @@ def run(experiment: PretrainExperiment) -> dict:
             write_experiment(experiment, os.path.join(output.path, "experiment.json"))
         config = model_setup.model_config(experiment)
         with strategy.scope():
-            if experiment.init_checkpoint:
-                model = keras.saving.load_model(experiment.init_checkpoint, compile=False)
-                model = model if isinstance(model, AlbertPretrainer) else AlbertPretrainer(backbone=model.backbone)
-            else:
-                model = AlbertPretrainer(config)
+            model = AlbertPretrainer(config)
+            if experiment.init_checkpoint:  # continue from another model's backbone
+                saved = model_setup.load_backbone(experiment.init_checkpoint, "init_checkpoint")
+                model.backbone.set_weights(saved.get_weights())
             model.compile(optimizer=model_setup.make_optimizer(experiment),
                           jit_compile=experiment.jit_compile,
                           steps_per_execution=experiment.steps_per_execution)
@@ -79,15 +83,11 @@ def run(experiment: PretrainExperiment) -> dict:
         callbacks, checkpoints = model_setup.standard_callbacks(
             experiment, checkpoint, output.path)
 
-        train, evaluation = build_datasets(experiment, strategy)
+        train, evaluation = build_datasets(experiment, strategy, start_step=step)
         epochs = experiment.total_steps // experiment.steps_per_epoch
         initial_epoch = step // experiment.steps_per_epoch
         history = None
         if initial_epoch < epochs:
-            # Skip the batches already trained on so that a resumed run sees the
-            # same data as an uninterrupted one.
-            train = strategy.distribute_datasets_from_function(
-                lambda context: _skipped(experiment, context, step)) if step else train
             history = model.fit(
                 train, validation_data=evaluation, epochs=epochs, initial_epoch=initial_epoch,
                 steps_per_epoch=experiment.steps_per_epoch,
@@ -115,17 +115,6 @@ def run(experiment: PretrainExperiment) -> dict:
 def tf_latest(output_dir):
     import tensorflow as tf
     return tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
-
-
-def _skipped(experiment, context, step):
-    """The training data after `step` steps: each step took one batch per replica
-    that this input pipeline feeds."""
-    from albert_keras.data import pretraining_dataset
-    replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
-    return pretraining_dataset(
-        experiment.train_files, experiment.global_batch_size, experiment.seq_length,
-        experiment.max_predictions, input_context=context, training=True,
-        seed=experiment.seed).skip(step * replicas_per_pipeline)
 
 
 def main(argv=None):
