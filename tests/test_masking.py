@@ -124,3 +124,147 @@ def test_runs_in_dataset_map_without_py_function(batch):
         {k: tf.TensorSpec([None, SEQ], tf.int64) for k in batch}).graph
     kinds = {op.type for op in graph.get_operations()}
     assert not kinds & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+
+
+def _rows_from_words(segments_per_row, seq):
+    """Padded arrays from rows given as lists of segments, each a list of word lengths
+    in pieces: [CLS] words [SEP] words [SEP] ..., first pieces marked in token_boundary."""
+    ids = np.zeros([len(segments_per_row), seq], np.int64)
+    boundary = np.zeros_like(ids)
+    word_of = np.full_like(ids, -1)  # word number of each maskable piece
+    for row, segments in enumerate(segments_per_row):
+        tokens, starts, words = [CLS_ID], [1], [-1]
+        for segment in segments:
+            for length in segment:
+                number = max(words) + 1
+                tokens += list(10 + np.arange(length) + 7 * number)
+                starts += [1] + [0] * (length - 1)
+                words += [number] * length
+            tokens, starts, words = tokens + [SEP_ID], starts + [1], words + [-1]
+        assert len(tokens) <= seq
+        ids[row, :len(tokens)], boundary[row, :len(tokens)] = tokens, starts
+        word_of[row, :len(tokens)] = words
+    return {"input_ids": ids, "input_mask": (ids > 0).astype(np.int64),
+            "token_boundary": boundary}, word_of
+
+
+def _check_rows(arrays, word_of, selected, max_predictions, masked_lm_prob=0.15):
+    """Every row with maskable pieces: 1..max_predictions predictions, whole words of at
+    most max_predictions pieces, or, when every word is longer, the first `budget`
+    pieces of one word. Returns the number of fallback rows."""
+    fallbacks = 0
+    for row in range(len(selected)):
+        words = word_of[row]
+        sizes = collections.Counter(words[words >= 0].tolist())
+        count = selected[row].sum()
+        assert not (selected[row] & (words < 0)).any()
+        if not sizes:
+            assert count == 0
+            continue
+        assert 1 <= count <= max_predictions, (row, count)
+        chosen = set(words[selected[row]].tolist())
+        if min(sizes.values()) <= max_predictions:
+            for number in chosen:  # whole words that fit
+                assert sizes[number] <= max_predictions
+                assert selected[row][words == number].all()
+        else:
+            fallbacks += 1
+            budget = min(max_predictions, max(1, round(sum(sizes.values()) * masked_lm_prob)))
+            (number,) = chosen
+            assert np.flatnonzero(selected[row]).tolist() == (
+                np.flatnonzero(words == number)[:budget].tolist())
+    return fallbacks
+
+
+def test_long_words_never_leave_a_row_without_predictions():
+    """Regression: with a small vocabulary a word may have more pieces than
+    max_predictions. The first span visited, always taken, began with such a word: it
+    could not be predicted whole, so it gave nothing, and its size barred every other
+    span, leaving rows with many maskable pieces and no prediction."""
+    rows = [
+        # [CLS] ▁th i r te e n ▁. [SEP] ▁ te n ▁. ▁ el e ve n ▁. ▁tw el ve ▁. [SEP]
+        [[6, 1], [3, 1, 5, 1, 3, 1]],
+        [[6, 5], [4, 2, 7]],        # one word fits
+        [[6, 5], [4, 7]],           # none fits: 22 pieces, budget 3
+        [[9]],                      # none fits: budget 1
+        [[4], [4]],
+        [[], []],                   # no maskable piece
+    ]
+    arrays, word_of = _rows_from_words([r for r in rows for _ in range(100)], 32)
+    selected, span = (t.numpy() for t in select_ngram_spans(
+        arrays["input_ids"], arrays["token_boundary"], arrays["input_mask"], [7, 7], 3))
+    assert _check_rows(arrays, word_of, selected, 3) == 300
+    np.testing.assert_array_equal(span >= 0, selected)
+    first = selected[:100]
+    assert first.sum(axis=1).min() >= 1
+    # the fitting words (▁ te n, ▁tw el ve and the ▁. pieces) are all chosen at times
+    chosen = set(word_of[:100][first].tolist())
+    assert chosen == {1, 2, 3, 5, 6, 7}
+    assert (selected[100:200].sum(axis=1) == 2).all()  # only the 2-piece word fits
+    out = mask_batch(arrays, [7, 8], 3)
+    weights = out["masked_lm_weights"].numpy().sum(axis=1)
+    np.testing.assert_array_equal(weights[:500] >= 1, True)
+    np.testing.assert_array_equal(weights[500:], 0)
+
+
+@pytest.mark.parametrize("max_predictions", [1, 2, 3, 5])
+def test_every_row_with_maskable_pieces_gets_predictions(max_predictions):
+    rng = np.random.default_rng(max_predictions)
+    rows = []
+    for _ in range(600):
+        segments, room = [], int(rng.integers(3, 63))  # sequences of varied lengths
+        for _ in range(int(rng.integers(1, 3))):
+            segment = []
+            while room > 1 and rng.random() < 0.85:
+                # word lengths 1-8 pieces; some rows only long words
+                low = max_predictions + 1 if len(rows) % 5 == 0 else 1
+                length = int(min(rng.integers(low, 9), room - 1))
+                segment.append(length)
+                room -= length
+            segments.append(segment)
+            room -= 1
+        rows.append(segments)
+    arrays, word_of = _rows_from_words(rows, 64)
+    total_fallbacks = 0
+    for seed in range(3):
+        selected, _ = (t.numpy() for t in select_ngram_spans(
+            arrays["input_ids"], arrays["token_boundary"], arrays["input_mask"],
+            [seed, max_predictions], max_predictions))
+        total_fallbacks += _check_rows(arrays, word_of, selected, max_predictions)
+    assert total_fallbacks > 0
+    out = mask_batch(arrays, [9, max_predictions], max_predictions)
+    weights = out["masked_lm_weights"].numpy().sum(axis=1)
+    has_maskable = (word_of >= 0).any(axis=1)
+    assert (weights[has_maskable] >= 1).all() and (weights <= max_predictions).all()
+    assert (weights[~has_maskable] == 0).all()
+
+
+def _replacements(out, batch):
+    weights = out["masked_lm_weights"].numpy() > 0
+    positions = out["masked_lm_positions"].numpy()
+    now = np.take_along_axis(out["input_ids"].numpy(), positions, axis=1)[weights]
+    original = out["masked_lm_ids"].numpy()[weights]
+    return now[(now != MASK_ID) & (now != original)]
+
+
+def test_random_replacements_uniform_over_vocabulary(batch):
+    vocab_size = 1000  # beyond the tiny model's pieces: draws need not occur in the batch
+    drawn = np.concatenate([
+        _replacements(mask_batch(batch, [seed, 3], MAX_PRED, vocab_size=vocab_size), batch)
+        for seed in range(4)])
+    assert len(drawn) > 2000
+    assert drawn.min() >= 5 and drawn.max() < vocab_size  # never a special piece
+    counts, _ = np.histogram(drawn, bins=10, range=(5, vocab_size))
+    expected = len(drawn) / 10
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 27.9, counts  # p = 0.001 with 9 degrees of freedom
+    assert not np.isin(drawn, batch["input_ids"]).all()
+    # Without vocab_size they come from the batch's own maskable tokens.
+    own = _replacements(mask_batch(batch, [0, 3], MAX_PRED), batch)
+    assert len(own) and np.isin(own, batch["input_ids"]).all() and own.min() > MASK_ID
+    # Same seed, same masks: only the replacement tokens differ.
+    a = mask_batch(batch, [0, 3], MAX_PRED)
+    b = mask_batch(batch, [0, 3], MAX_PRED, vocab_size=vocab_size)
+    np.testing.assert_array_equal(a["masked_lm_positions"], b["masked_lm_positions"])
+    with pytest.raises(ValueError, match="vocab_size=5"):
+        mask_batch(batch, [0, 3], MAX_PRED, vocab_size=5)

@@ -182,3 +182,21 @@ def test_bad_inputs(data, tmp_path):
     (tmp_path / "junk.tfrecord").write_bytes(b"not a tfrecord at all")
     with pytest.raises(CorruptRecordError, match="junk.tfrecord: record 0"):
         pretraining_dataset(str(tmp_path / "junk.tfrecord"), 8, SEQ, MAX_PRED)
+
+
+def test_vocab_size_draws_random_replacements_from_the_vocabulary(data):
+    pattern, arrays, _ = data
+    dataset = pretraining_dataset(pattern, 32, SEQ, MAX_PRED, seed=2, vocab_size=1000)
+    drawn = []
+    for batch in dataset.take(8):
+        weights = batch["masked_lm_weights"].numpy() > 0
+        assert weights.any(axis=1).all()
+        now = np.take_along_axis(batch["input_ids"].numpy(),
+                                 batch["masked_lm_positions"].numpy(), 1)[weights]
+        original = batch["masked_lm_ids"].numpy()[weights]
+        drawn += list(now[(now != MASK_ID) & (now != original)])
+    drawn = np.array(drawn)
+    assert len(drawn) > 20 and drawn.min() >= 5 and drawn.max() < 1000
+    assert not np.isin(drawn, arrays["input_ids"]).all()  # not just the corpus's tokens
+    with pytest.raises(ValueError, match="vocab_size must exceed 5"):
+        pretraining_dataset(pattern, 8, SEQ, MAX_PRED, vocab_size=5)

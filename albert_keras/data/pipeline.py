@@ -16,7 +16,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from albert_keras.data.masking import mask_batch
+from albert_keras.data.masking import FIRST_ORDINARY_ID, mask_batch
 from albert_keras.data.records import LABEL_FEATURE, PREDICTION_FEATURES, feature_spec, first_record
 
 OUTPUT_FEATURES = (
@@ -77,6 +77,7 @@ def pretraining_dataset(
     max_ngram: int = 3,
     shuffle_buffer: int = 10_000,
     cycle_length: int = 8,
+    vocab_size: int | None = None,
 ) -> tf.data.Dataset:
     """A dataset of pretraining batches: dicts of input_ids, segment_ids, input_mask,
     masked_lm_positions, masked_lm_ids (int32), masked_lm_weights (float32),
@@ -87,7 +88,9 @@ def pretraining_dataset(
     and batches per replica. training=True shuffles, repeats forever and drops the
     last partial batch (static shapes); training=False reads once, in order.
     seed=None when training draws a random seed and allows nondeterministic order
-    (faster); evaluation is always deterministic.
+    (faster); evaluation is always deterministic. vocab_size (the SentencePiece model's
+    piece count) makes the random replacements of dynamic masking uniform over the ids
+    [5, vocab_size), the ordinary pieces; None draws them from each batch's own tokens.
     """
     if seq_length < 8:
         raise ValueError(f"seq_length must be at least 8, got {seq_length}")
@@ -96,6 +99,8 @@ def pretraining_dataset(
             f"max_predictions must be in [1, seq_length), got {max_predictions} "
             f"with seq_length={seq_length}"
         )
+    if vocab_size is not None and vocab_size <= FIRST_ORDINARY_ID:
+        raise ValueError(f"vocab_size must exceed {FIRST_ORDINARY_ID}, got {vocab_size}")
     files = expand_file_pattern(file_pattern)
     pipeline = 0
     if input_context is not None:
@@ -139,7 +144,7 @@ def pretraining_dataset(
         }
         masked = mask_batch(
             features, tf.stack([tf.constant(seed, tf.int64), index]),
-            max_predictions, masked_lm_prob, max_ngram,
+            max_predictions, masked_lm_prob, max_ngram, vocab_size=vocab_size,
         )
         if static:  # keep stored masks; mask only the records that have none
             stored = tf.reduce_any(features["masked_lm_weights"] > 0, axis=1, keepdims=True)
