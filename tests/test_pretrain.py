@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_distributed import parse, run_two_workers
+from test_distributed import run_two_workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBERS = ("one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -117,7 +117,7 @@ def test_killed_run_resumes_and_finishes_at_total_steps(records, tmp_path):
     restarted = cli(argv)
     out, err = restarted.communicate(timeout=240)
     assert restarted.returncode == 0, err[-3000:]
-    assert f"Resumed from" in out and f"at step {killed_at}" in out
+    assert "Resumed from" in out and f"at step {killed_at}" in out
     assert "step=40" in out
     assert checkpoint_steps(output) == [10, 20, 30, 40]
 

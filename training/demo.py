@@ -54,7 +54,7 @@ def most_frequent_piece_accuracy(experiment) -> tuple[float, str]:
     piece, count = counts.most_common(1)[0]
     import sentencepiece
     processor = sentencepiece.SentencePieceProcessor(model_file=experiment.spm_model)
-    return count / total, processor.id_to_piece(piece)
+    return float(count / total), processor.id_to_piece(piece)
 
 
 def stage(title: str):

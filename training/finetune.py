@@ -170,7 +170,7 @@ def run(experiment: FinetuneExperiment) -> dict:
 
     from albert_keras.tokenizer import AlbertTokenizer
     from training import model_setup
-    from training.callbacks import NonFiniteLossError
+    from training.callbacks import current_step
     from training.metrics import task_metrics
 
     model_setup.set_precision(experiment.precision)
@@ -198,24 +198,11 @@ def run(experiment: FinetuneExperiment) -> dict:
             experiment, checkpoint, output.path)
 
         train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step)
-        epochs = experiment.total_steps // experiment.steps_per_epoch
-        initial_epoch = step // experiment.steps_per_epoch
         print(f"Fine-tuning on {num_train} examples: {experiment.task_type}, "
               f"{experiment.total_steps} steps of {experiment.global_batch_size}", flush=True)
-        history = None
-        if initial_epoch < epochs:
-            history = model.fit(
-                train, validation_data=evaluation, epochs=epochs, initial_epoch=initial_epoch,
-                steps_per_epoch=experiment.steps_per_epoch,
-                validation_steps=experiment.eval_steps if evaluation else None,
-                callbacks=callbacks, shuffle=False, verbose=model_setup.fit_verbosity())
-        if checkpoints.non_finite:
-            epoch, loss = checkpoints.non_finite
-            raise NonFiniteLossError(
-                f"loss became {loss} in epoch {epoch}; stopped. The last good checkpoint is in "
-                f"{os.path.join(experiment.output_dir, 'checkpoints')}")
-        # int() of a MirroredVariable fails; reading it as numpy works under every strategy.
-        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        history = model_setup.fit_to_total_steps(
+            model, experiment, train, evaluation, callbacks, checkpoints, step)
+        step = current_step(model)
 
         model_setup.save_model_atomically(model, os.path.join(output.path, MODEL_FILE))
         if chief:

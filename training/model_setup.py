@@ -13,7 +13,8 @@ import tensorflow as tf
 from albert_keras import AlbertConfig
 from albert_keras.optimization import create_optimizer
 from albert_keras.tokenizer import read_model_proto
-from training.callbacks import CheckpointEveryEpoch, TrainingRateLogger, current_step
+from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, TrainingRateLogger,
+                                current_step)
 
 
 def set_precision(precision: str):
@@ -71,6 +72,27 @@ def standard_callbacks(options, checkpoint, output_dir: str):
         keras.callbacks.CSVLogger(os.path.join(output_dir, "metrics.csv"), append=True),
     ]
     return callbacks, checkpoints
+
+
+def fit_to_total_steps(model, options, train, evaluation, callbacks, checkpoints, step: int):
+    """model.fit from `step` to options.total_steps, an epoch per checkpoint; returns
+    the History (None when already done). Raises NonFiniteLossError when the loss
+    stopped being finite, naming the last good checkpoint."""
+    epochs = options.total_steps // options.steps_per_epoch
+    initial_epoch = step // options.steps_per_epoch
+    history = None
+    if initial_epoch < epochs:
+        history = model.fit(
+            train, validation_data=evaluation, epochs=epochs, initial_epoch=initial_epoch,
+            steps_per_epoch=options.steps_per_epoch,
+            validation_steps=options.eval_steps if evaluation else None,
+            callbacks=callbacks, shuffle=False, verbose=fit_verbosity())
+    if checkpoints.non_finite:
+        epoch, loss = checkpoints.non_finite
+        raise NonFiniteLossError(
+            f"loss became {loss} in epoch {epoch}; stopped. The last good checkpoint is "
+            f"{checkpoints.manager.latest_checkpoint}")
+    return history
 
 
 def fit_verbosity() -> int:

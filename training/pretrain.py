@@ -17,16 +17,17 @@ from training.callbacks import NonFiniteLossError
 from training.experiment import PretrainExperiment, load_experiment, write_experiment
 
 
-def build_datasets(experiment, strategy, start_step=0):
-    """Distributed training and held-out datasets. A resumed run skips the batches
-    of its first start_step steps, so it sees the data an uninterrupted run would."""
+def build_datasets(experiment, strategy, vocab_size, start_step=0):
+    """Distributed training and held-out datasets (random MLM replacements drawn from
+    the vocabulary). A resumed run skips the batches of its first start_step steps, so
+    it sees the data an uninterrupted run would."""
     from albert_keras.data import pretraining_dataset
 
     def train_fn(context):
         dataset = pretraining_dataset(
             experiment.train_files, experiment.global_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=True,
-            seed=experiment.seed)
+            seed=experiment.seed, vocab_size=vocab_size)
         # Each step takes one batch per replica that this input pipeline feeds.
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         return dataset.skip(start_step * replicas_per_pipeline)
@@ -34,7 +35,8 @@ def build_datasets(experiment, strategy, start_step=0):
     def eval_fn(context):
         dataset = pretraining_dataset(
             experiment.eval_files, experiment.global_batch_size, experiment.seq_length,
-            experiment.max_predictions, input_context=context, training=False)
+            experiment.max_predictions, input_context=context, training=False,
+            vocab_size=vocab_size)
         # The same eval_steps batches at every evaluation.
         return dataset.take(experiment.eval_steps).cache().repeat()
 
@@ -83,21 +85,10 @@ def run(experiment: PretrainExperiment) -> dict:
         callbacks, checkpoints = model_setup.standard_callbacks(
             experiment, checkpoint, output.path)
 
-        train, evaluation = build_datasets(experiment, strategy, start_step=step)
-        epochs = experiment.total_steps // experiment.steps_per_epoch
-        initial_epoch = step // experiment.steps_per_epoch
-        history = None
-        if initial_epoch < epochs:
-            history = model.fit(
-                train, validation_data=evaluation, epochs=epochs, initial_epoch=initial_epoch,
-                steps_per_epoch=experiment.steps_per_epoch,
-                validation_steps=experiment.eval_steps if evaluation else None,
-                callbacks=callbacks, shuffle=False, verbose=model_setup.fit_verbosity())
-        if checkpoints.non_finite:
-            epoch, loss = checkpoints.non_finite
-            raise NonFiniteLossError(
-                f"loss became {loss} in epoch {epoch}; stopped. The last good checkpoint is "
-                f"{tf_latest(experiment.output_dir)}")
+        train, evaluation = build_datasets(experiment, strategy, model.config.vocab_size,
+                                           start_step=step)
+        history = model_setup.fit_to_total_steps(
+            model, experiment, train, evaluation, callbacks, checkpoints, step)
         model_setup.save_model_atomically(model, os.path.join(output.path, "final_model.keras"))
         if chief:
             model.config.to_json_file(os.path.join(output.path, "albert_config.json"),
@@ -110,11 +101,6 @@ def run(experiment: PretrainExperiment) -> dict:
         return logs
     finally:
         output.close()
-
-
-def tf_latest(output_dir):
-    import tensorflow as tf
-    return tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
 
 
 def main(argv=None):
