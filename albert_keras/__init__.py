@@ -1,6 +1,12 @@
-"""ALBERT (A Lite BERT) in TensorFlow 2 / Keras 3."""
+"""ALBERT (A Lite BERT) in TensorFlow 2 / Keras 3.
 
+albert_keras.data (pipelines) and albert_keras.tokenizer import tensorflow_text and
+are imported on their own: `from albert_keras.data import pretraining_dataset`.
+"""
+
+from albert_keras import convert, optimization
 from albert_keras.config import AlbertConfig
 from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer
 
-__all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertConfig", "AlbertPretrainer"]
+__all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertConfig", "AlbertPretrainer",
+           "convert", "optimization"]
