@@ -107,7 +107,8 @@ def main() -> int:
     final = dict(zip(header, map(float, rows[-1])))
 
     stage("5/5 SavedModel export for TensorFlow Serving")
-    export_base = os.path.join("saved_models", "albert_demo")
+    # The name serving/deploy/models.config serves: `docker compose up` picks it up.
+    export_base = os.path.join("saved_models", "albert")
     from serving import export
     if export.main(["--model", os.path.join(RUN, "final_model.keras"),
                     "--spm_model", os.path.join(RUN, "spm.model"),
