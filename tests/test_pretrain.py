@@ -125,7 +125,10 @@ def test_killed_run_resumes_and_finishes_at_total_steps(records, tmp_path):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path):
     from training import pretrain
     output = tmp_path / "run"
-    assert pretrain.main(flags(records, output, total_steps=10, steps_per_epoch=10)) == 0
+    assert pretrain.main(flags(records, output, total_steps=10, steps_per_epoch=10,
+                               profile_steps="3,4")) == 0
+    assert glob.glob(str(output / "logs" / "**" / "*.xplane.pb"), recursive=True), \
+        "no profiler trace for --profile_steps"
     # Continue with an absurd learning rate: the weights blow up to inf/NaN.
     code = pretrain.main(flags(records, output, total_steps=30, steps_per_epoch=10,
                                learning_rate=1e30, warmup_steps=0, clip_norm=0))
