@@ -69,6 +69,9 @@ class TrainingOptions:
                 fail(name, f"must be positive, got {getattr(self, name)}")
         if self.eval_steps < 0 or self.warmup_steps < 0:
             fail("eval_steps" if self.eval_steps < 0 else "warmup_steps", "must be >= 0")
+        if self.total_steps % self.steps_per_epoch:
+            fail("total_steps", f"{self.total_steps} must be a multiple of steps_per_epoch "
+                 f"({self.steps_per_epoch}): an epoch is one checkpoint")
         if self.warmup_steps > self.total_steps:
             fail("warmup_steps", f"{self.warmup_steps} exceeds total_steps {self.total_steps}")
         if self.learning_rate <= 0:
@@ -156,9 +159,6 @@ class FinetuneExperiment(TrainingOptions):
             fail("spm_model", "fine-tuning tokenizes text and needs it")
         if not 0 <= self.classifier_dropout < 1:
             fail("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
-        if self.total_steps % self.steps_per_epoch:
-            fail("total_steps", f"{self.total_steps} must be a multiple of steps_per_epoch "
-                 f"({self.steps_per_epoch})")
 
 
 def _matches(pattern: str) -> bool:

@@ -106,9 +106,6 @@ def run(experiment: PretrainExperiment) -> dict:
 def main(argv=None):
     try:
         experiment = load_experiment(PretrainExperiment, argv, description=__doc__)
-        if experiment.total_steps % experiment.steps_per_epoch:
-            raise ValueError(f"field 'total_steps' ({experiment.total_steps}) must be a multiple "
-                             f"of steps_per_epoch ({experiment.steps_per_epoch})")
         logs = run(experiment)
     except (ValueError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
