@@ -1,0 +1,158 @@
+"""Interleaved side-by-side timing on a shared machine.
+
+Each contender runs in its own worker process (dtype policies and thread pools are
+process-global), loads once, warms up, then answers "run" requests from the driver.
+The driver sends one short run to every contender per round, round after round, so
+that load from other jobs on the machine falls on all contenders alike; reports take
+medians over rounds and ratios between contenders of the same run.
+
+Protocol: the driver writes one JSON object per line to the worker's stdin; the worker
+answers with one line "@@" + JSON on stdout (anything else on stdout is library noise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------ worker side
+def peak_rss_mib() -> float:
+    """VmHWM: the process's peak resident set, imports included."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reply(obj):
+    sys.stdout.write("@@" + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def serve(handlers: dict):
+    """Worker main loop: {"op": name, ...} -> handlers[name](**rest) -> reply."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request.pop("op")
+        if op == "quit":
+            reply({"peak_rss_mib": peak_rss_mib()})
+            return
+        reply(handlers[op](**request))
+
+
+def time_calls(fn, n: int) -> list:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# ------------------------------------------------------------------ driver side
+class Worker:
+    def __init__(self, name: str, argv: list, env: dict | None = None):
+        self.name = name
+        self.log = open(os.path.join(os.environ.get("BENCH_LOG_DIR", "/tmp"),
+                                     f"bench-{name}.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable] + argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, env=dict(os.environ, **(env or {})))
+
+    def request(self, op: str, **kwargs) -> dict:
+        self.proc.stdin.write(json.dumps(dict(op=op, **kwargs)) + "\n")
+        self.proc.stdin.flush()
+        return self.answer()
+
+    def answer(self) -> dict:
+        """The worker's next reply (the first one says it is built and warmed up)."""
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        raise RuntimeError(f"worker {self.name} exited (rc {self.proc.wait()}); "
+                           f"see {self.log.name}")
+
+    def close(self) -> dict:
+        try:
+            result = self.request("quit")
+        finally:
+            self.proc.wait()
+            self.log.close()
+        return result
+
+
+def machine() -> str:
+    import tensorflow as tf  # noqa: imported late: the driver itself stays light
+    cpu = "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()]
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores ({', '.join(isa)}), {mem:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}, load average at start {os.getloadavg()[0]:.1f}")
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+# One forward pass of ALBERT at (batch, seq) with the MLM head at P masked positions,
+# in multiply-adds x 2. The same nominal count is used for every contender ("model
+# FLOPs"): work a contender does beyond it (transformers' MLM head over all positions)
+# lowers its achieved rate instead of raising it.
+def forward_flops(cfg, batch: int, seq: int, masked: int = 0, heads: bool = False) -> float:
+    h, i, e, v, layers = (cfg["hidden_size"], cfg["intermediate_size"],
+                          cfg["embedding_size"], cfg["vocab_size"], cfg["num_hidden_layers"])
+    tokens = batch * seq
+    per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * batch * seq * seq * h
+    flops = layers * per_layer + 2 * tokens * e * h + 2 * batch * h * h  # + projection, pooler
+    if heads:
+        flops += 2 * batch * masked * (h * e + e * v) + 2 * batch * h * 2
+    return float(flops)
+
+
+def matmul_ceiling_worker():
+    """Worker: GFLOP/s of tf.matmul 4096 x 4096 in float32 and bfloat16."""
+    import tensorflow as tf
+
+    n = 4096
+    a32 = tf.random.normal((n, n))
+    b32 = tf.random.normal((n, n))
+    operands = {"float32": (a32, b32),
+                "bfloat16": (tf.cast(a32, tf.bfloat16), tf.cast(b32, tf.bfloat16))}
+
+    @tf.function
+    def matmul(a, b):
+        return tf.matmul(a, b)
+
+    for a, b in operands.values():
+        matmul(a, b).numpy()
+
+    def run(n_steps):
+        out = {}
+        for dtype, (a, b) in operands.items():
+            times = time_calls(lambda: matmul(a, b).numpy(), n_steps)
+            out[dtype] = times
+        return {"times": out}
+
+    reply({"ready": True})
+    serve({"run": run})
