@@ -26,7 +26,6 @@ import sys
 
 from training.experiment import FinetuneExperiment, load_experiment, write_experiment
 
-MODEL_FILE = "final_model.keras"
 
 
 def check_data(experiment) -> int:
@@ -204,11 +203,7 @@ def run(experiment: FinetuneExperiment) -> dict:
             model, experiment, train, evaluation, callbacks, checkpoints, step)
         step = current_step(model)
 
-        model_setup.save_model_atomically(model, os.path.join(output.path, MODEL_FILE))
-        if chief:
-            model.config.to_json_file(os.path.join(output.path, "albert_config.json"),
-                                      format="internal")
-            model_setup.copy_into(experiment.spm_model, output.path, "spm.model")
+        model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
         if experiment.eval_file and chief:
             labels, outputs = predict(model, experiment, tokenizer)
             results = task_metrics(experiment.task_type, labels, outputs)
@@ -235,9 +230,9 @@ def main(argv=None):
     except (ValueError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print("eval:" if "num_examples" in results else "final:",
-          " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in sorted(results.items())), flush=True)
+    from training.model_setup import format_results
+    print("eval:" if "num_examples" in results else "final:", format_results(results),
+          flush=True)
     return 0
 
 

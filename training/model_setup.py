@@ -108,6 +108,22 @@ def copy_into(path: str, directory: str, name: str) -> str:
     return target
 
 
+def save_final_outputs(model, output_dir: str, chief: bool, spm_model: str | None):
+    """OUTPUT_DIR/final_model.keras, and on the chief albert_config.json and spm.model:
+    what fine-tuning and the exporter read."""
+    save_model_atomically(model, os.path.join(output_dir, "final_model.keras"))
+    if chief:
+        model.config.to_json_file(os.path.join(output_dir, "albert_config.json"),
+                                  format="internal")
+        if spm_model:
+            copy_into(spm_model, output_dir, "spm.model")
+
+
+def format_results(results: dict) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in sorted(results.items()))
+
+
 def save_model_atomically(model, path: str):
     tmp = path + ".tmp.keras"
     model.save(tmp)

@@ -89,12 +89,7 @@ def run(experiment: PretrainExperiment) -> dict:
                                            start_step=step)
         history = model_setup.fit_to_total_steps(
             model, experiment, train, evaluation, callbacks, checkpoints, step)
-        model_setup.save_model_atomically(model, os.path.join(output.path, "final_model.keras"))
-        if chief:
-            model.config.to_json_file(os.path.join(output.path, "albert_config.json"),
-                                      format="internal")
-            if experiment.spm_model:
-                model_setup.copy_into(experiment.spm_model, output.path, "spm.model")
+        model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
         logs = {k: v[-1] for k, v in history.history.items()} if history else {}
         logs["step"] = current_step(model)
         logs["weights_fingerprint"] = model_setup.weights_fingerprint(model)
@@ -110,8 +105,8 @@ def main(argv=None):
     except (ValueError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print("final:", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in sorted(logs.items())))
+    from training.model_setup import format_results
+    print("final:", format_results(logs))
     return 0
 
 
