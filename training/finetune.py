@@ -27,7 +27,6 @@ import sys
 from training.experiment import FinetuneExperiment, load_experiment, write_experiment
 
 
-
 def check_data(experiment) -> int:
     """Reads and checks the train and eval files (errors name the file and line);
     returns the number of training examples."""
