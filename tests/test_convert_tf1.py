@@ -16,6 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 from albert_keras.convert import ConversionError, from_tf1_checkpoint  # noqa: E402
 from model_harness import backbone_batch  # noqa: E402
+from transformers_reference import output_differences  # noqa: E402
 
 ATOL = 1e-4
 SMALL = dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=4,
@@ -132,24 +133,8 @@ def features_for(pretrainer):
 
 
 def compare(pretrainer, reference, features):
-    ours = pretrainer.predict_on_batch(features)
-    backbone = pretrainer.backbone.predict_on_batch(
-        {k: features[k] for k in ("input_ids", "segment_ids", "input_mask")})
-    with torch.no_grad():
-        expected = reference(
-            input_ids=torch.tensor(features["input_ids"], dtype=torch.long),
-            token_type_ids=torch.tensor(features["segment_ids"], dtype=torch.long),
-            attention_mask=torch.tensor(features["input_mask"], dtype=torch.long),
-            output_hidden_states=True)
-        sequence = expected.hidden_states[-1]
-        pooled = reference.albert.pooler_activation(reference.albert.pooler(sequence[:, 0]))
-    mlm = np.take_along_axis(expected.prediction_logits.numpy(),
-                             features["masked_lm_positions"][..., None], axis=1)
-    for name, a, b in (("sequence_output", backbone["sequence_output"], sequence),
-                       ("pooled_output", backbone["pooled_output"], pooled),
-                       ("mlm_logits", ours["mlm_logits"], mlm),
-                       ("sop_logits", ours["sop_logits"], expected.sop_logits)):
-        diff = np.max(np.abs(np.asarray(a) - np.asarray(b)))
+    differences, _ = output_differences(pretrainer, reference, features)
+    for name, diff in differences.items():
         assert diff <= ATOL, f"{name} differs by {diff}"
 
 
