@@ -77,7 +77,7 @@ def instance_arrays(num_documents: int, max_seq_length: int, seed: int = 0,
     import numpy as np
     import sentencepiece as spm
 
-    from albert_keras.data.instances import create_instances, word_start_table
+    from albert_keras.data.instances import create_instances, pad_instances, word_start_table
     from albert_keras.tokenizer import normalize_text
 
     processor = spm.SentencePieceProcessor(model_file=tiny_spm_model())
@@ -87,12 +87,4 @@ def instance_arrays(num_documents: int, max_seq_length: int, seed: int = 0,
     for document in generated_documents(num_documents, seed, min_sentences, max_sentences):
         ids = processor.encode([normalize_text(s) for s in document])
         instances += create_instances(ids, starts, max_seq_length, 0.0, rng)
-    arrays = {name: np.zeros([len(instances), max_seq_length], np.int64)
-              for name in ("input_ids", "input_mask", "segment_ids", "token_boundary")}
-    for row, instance in enumerate(instances):
-        n = len(instance.input_ids)
-        arrays["input_ids"][row, :n] = instance.input_ids
-        arrays["input_mask"][row, :n] = 1
-        arrays["segment_ids"][row, :n] = instance.segment_ids
-        arrays["token_boundary"][row, :n] = instance.token_boundary
-    return arrays, np.array([i.label for i in instances])
+    return pad_instances(instances, max_seq_length), np.array([i.label for i in instances])

@@ -33,7 +33,8 @@ import tempfile
 import numpy as np
 
 from albert_keras.data.corpus import CorpusCounts, CorpusError, expand_input_pattern, read_documents
-from albert_keras.data.instances import InstanceCounts, create_instances, word_start_table
+from albert_keras.data.instances import (InstanceCounts, create_instances, pad_instances,
+                                         word_start_table)
 from albert_keras.tokenizer import check_special_pieces, normalize_text, read_model_proto
 
 MASKING_BATCH = 256
@@ -89,20 +90,6 @@ def _tokenized_documents(task: FileTask, processor, result: FileResult):
             yield sentences
 
 
-def _padded(instances, max_seq_length: int) -> dict[str, np.ndarray]:
-    arrays = {
-        name: np.zeros([len(instances), max_seq_length], np.int64)
-        for name in ("input_ids", "input_mask", "segment_ids", "token_boundary")
-    }
-    for row, instance in enumerate(instances):
-        n = len(instance.input_ids)
-        arrays["input_ids"][row, :n] = instance.input_ids
-        arrays["input_mask"][row, :n] = 1
-        arrays["segment_ids"][row, :n] = instance.segment_ids
-        arrays["token_boundary"][row, :n] = instance.token_boundary
-    return arrays
-
-
 def _masks(arrays, task: FileTask, file_seed: int, round_index: int, batch_index: int):
     from albert_keras.data.masking import mask_batch
 
@@ -145,7 +132,7 @@ def process_file(task: FileTask) -> FileResult:
             rng.shuffle(instances)
             for start in range(0, len(instances), MASKING_BATCH):
                 batch = instances[start:start + MASKING_BATCH]
-                arrays = _padded(batch, task.max_seq_length)
+                arrays = pad_instances(batch, task.max_seq_length)
                 if task.static_masking:
                     arrays = _masks(arrays, task, file_seed, round_index, start // MASKING_BATCH)
                 else:

@@ -117,3 +117,19 @@ def create_instances(
         counts.truncated_tokens += dropped
         chunk, length = [], 0
     return instances
+
+
+def pad_instances(instances, max_seq_length: int) -> dict[str, np.ndarray]:
+    """input_ids, input_mask, segment_ids, token_boundary as int64 [len(instances),
+    max_seq_length], zero-padded."""
+    arrays = {
+        name: np.zeros([len(instances), max_seq_length], np.int64)
+        for name in ("input_ids", "input_mask", "segment_ids", "token_boundary")
+    }
+    for row, instance in enumerate(instances):
+        n = len(instance.input_ids)
+        arrays["input_ids"][row, :n] = instance.input_ids
+        arrays["input_mask"][row, :n] = 1
+        arrays["segment_ids"][row, :n] = instance.segment_ids
+        arrays["token_boundary"][row, :n] = instance.token_boundary
+    return arrays
