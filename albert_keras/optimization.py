@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from albert_keras.layers import fused_ops
+
 # Variables whose names contain any of these get no weight decay and, in LAMB,
 # no layer-wise trust ratio (reference: "LayerNorm", "layer_norm", "bias").
 NO_DECAY_NAMES = ("bias", "gamma", "beta", "layer_norm", "LayerNorm")
@@ -72,6 +74,28 @@ def _decays(variable) -> bool:
     return not any(part in name for part in NO_DECAY_NAMES)
 
 
+def _lamb_math(gradient, variable, m, v, lr, step, beta_1, beta_2, epsilon,
+               weight_decay_rate, decays, bias_correction):
+    """The reference LAMB update of one variable -> (new m, new v, amount to subtract)."""
+    m = beta_1 * m + (1.0 - beta_1) * gradient
+    v = beta_2 * v + (1.0 - beta_2) * tf.square(gradient)
+    m_hat, v_hat = m, v
+    if bias_correction:
+        m_hat = m / (1.0 - tf.pow(tf.cast(beta_1, m.dtype), step))
+        v_hat = v / (1.0 - tf.pow(tf.cast(beta_2, v.dtype), step))
+    update = m_hat / (tf.sqrt(v_hat) + epsilon)
+    if decays:
+        update = update + weight_decay_rate * variable
+        w_norm = tf.norm(variable)
+        u_norm = tf.norm(update)
+        ratio = tf.where(w_norm > 0, tf.where(u_norm > 0, w_norm / u_norm, 1.0), 1.0)
+        update = ratio * update
+    return m, v, lr * update
+
+
+_lamb_math_fused = tf.function(_lamb_math, jit_compile=True, autograph=False)
+
+
 @keras.saving.register_keras_serializable(package="albert_keras")
 class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
     """keras.optimizers.Lamb with the reference ALBERT update.
@@ -101,21 +125,18 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
         gradient = ops.cast(gradient, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
-        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
-        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient))
-        m_hat, v_hat = m, v
-        if self.bias_correction:
-            step = ops.cast(self.iterations + 1, dtype)
-            m_hat = m / (1.0 - ops.power(ops.cast(self.beta_1, dtype), step))
-            v_hat = v / (1.0 - ops.power(ops.cast(self.beta_2, dtype), step))
-        update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
-        if _decays(variable):
-            update = update + self.weight_decay_rate * variable
-            w_norm = ops.sqrt(ops.sum(ops.square(variable)))
-            u_norm = ops.sqrt(ops.sum(ops.square(update)))
-            ratio = ops.where(w_norm > 0, ops.where(u_norm > 0, w_norm / u_norm, 1.0), 1.0)
-            update = ratio * update
-        self.assign_sub(variable, lr * update)
+        step = ops.cast(self.iterations + 1, dtype)
+        hyper = dict(beta_1=float(self.beta_1), beta_2=float(self.beta_2),
+                     epsilon=float(self.epsilon), weight_decay_rate=float(self.weight_decay_rate),
+                     decays=_decays(variable), bias_correction=bool(self.bias_correction))
+        # One fused pass per variable instead of a dozen element-wise ops (CPU profile:
+        # the update was ~6% of a training step's op time); same arithmetic either way.
+        math = _lamb_math_fused if fused_ops.get_fusion() != "plain" else _lamb_math
+        new_m, new_v, delta = math(gradient, *map(tf.convert_to_tensor, (variable, m, v)),
+                                   lr, step, **hyper)
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        self.assign_sub(variable, delta)
 
     def get_config(self):
         config = super().get_config()

@@ -13,6 +13,7 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from albert_keras.convert import ConversionError, from_transformers  # noqa: E402
 from albert_keras.convert.__main__ import main as convert_main  # noqa: E402
+from albert_keras.layers import fused_ops  # noqa: E402
 from model_harness import backbone_batch  # noqa: E402
 from transformers_reference import output_differences  # noqa: E402
 
@@ -69,9 +70,12 @@ def max_diff(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
 
 
+@pytest.mark.parametrize("fusion", ["plain", "xla"])
 @pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new"])
-def test_pretraining_parity(hidden_act, tmp_path):
-    """"gelu" in a transformers config is erf GELU, "gelu_new" the tanh one: both match."""
+def test_pretraining_parity(hidden_act, fusion, tmp_path):
+    """"gelu" in a transformers config is erf GELU, "gelu_new" the tanh one: both match,
+    with the inference kernels and with the fused XLA kernels that training uses."""
+    fused_ops.set_fusion(fusion)
     config = hf_config(hidden_act)
     reference = randomized(transformers.AlbertForPreTraining(config))
     pretrainer = from_transformers(saved(reference, tmp_path))

@@ -5,6 +5,7 @@ import pytest
 
 import keras
 
+from albert_keras.layers import fused_ops
 from albert_keras.optimization import AlbertLamb, WarmupPolynomialDecay, create_optimizer
 
 
@@ -29,7 +30,10 @@ def reference_lamb_step(w, g, lr, decay, beta_1=0.9, beta_2=0.999, eps=1e-6):
     return w - lr * update
 
 
-def test_lamb_matches_reference_update_and_exclusions():
+@pytest.mark.parametrize("fusion", ["plain", "auto"])
+def test_lamb_matches_reference_update_and_exclusions(fusion):
+    """Both forms of the update: TensorFlow ops ("plain") and one XLA pass per variable."""
+    fused_ops.set_fusion(fusion)
     kernel = keras.Variable(np.array([[0.5, -1.0], [2.0, 0.1]], "float32"), name="kernel")
     bias = keras.Variable(np.array([0.3, -0.2], "float32"), name="bias")
     grads = [np.array([[0.1, 0.2], [-0.3, 0.05]], "float32"), np.array([0.01, -0.4], "float32")]

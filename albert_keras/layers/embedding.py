@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from albert_keras.layers.variables import stored_value
+
 
 @keras.saving.register_keras_serializable(package="albert_keras")
 class FactorizedEmbedding(keras.layers.Layer):
@@ -52,10 +54,12 @@ class FactorizedEmbedding(keras.layers.Layer):
 
     def call(self, input_ids, segment_ids, training=None):
         seq_length = ops.shape(input_ids)[1]
-        words = ops.take(self.word_embeddings, input_ids, axis=0)
-        types = ops.take(self.token_type_embeddings, segment_ids, axis=0)
-        positions = self.position_embeddings[:seq_length]
-        x = words + types + ops.expand_dims(positions, 0)
+        # Gather from the float32 tables, then cast the rows: reading the tables through
+        # Keras' autocast would cast every row of the V x E matrix at each call.
+        words = ops.take(stored_value(self.word_embeddings), input_ids, axis=0)
+        types = ops.take(stored_value(self.token_type_embeddings), segment_ids, axis=0)
+        positions = stored_value(self.position_embeddings)[:seq_length]
+        x = words + types + ops.expand_dims(positions, 0)  # LayerNorm computes in float32
         x = self.layer_norm(x)
         x = self.dropout(x, training=training)
         return self.projection(x)

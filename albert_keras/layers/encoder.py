@@ -4,12 +4,21 @@ SelfAttention and FeedForward are the two sub-layers of a block, each with its o
 residual LayerNorm, so that the paper's Table 4 ablations (share only attention, or
 only the FFN) are expressed by reusing sub-layer objects. Sharing by reuse means
 count_params() and the checkpoint hold each shared weight once.
+
+The Dense / LayerNormalization sub-layers hold the weights (their names are the
+checkpoint layout); the blocks compute with them directly: 2-D matmuls on
+[tokens, H], kernels cast to the compute dtype once per call for all the layers that
+share them, and the element-wise work between the GEMMs done by fused_ops (one XLA
+kernel each in training, plain TensorFlow ops for inference and export).
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
+from albert_keras.layers import fused_ops
 from albert_keras.layers.activation import get_activation
+from albert_keras.layers.variables import stored_value
 
 # Softmax runs in float32; this additive bias removes padded keys.
 _MASK_BIAS = -1e9
@@ -30,6 +39,35 @@ def _dense(units, initializer_range, dtype, name, activation=None):
         units, activation=activation,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
         dtype=dtype, name=name)
+
+
+def _own_kernels(layer, names, dtype):
+    """{name: kernel cast to dtype} for a sub-layer called on its own."""
+    return {name: tf.cast(stored_value(getattr(layer, name).kernel), dtype) for name in names}
+
+
+def _matmul(x2d, kernel):
+    return tf.matmul(x2d, kernel)
+
+
+def _residual_output(sublayer, x, h2d, kernel, training):
+    """LayerNorm(x + Dropout(h @ kernel + bias)), the end of both sub-layers.
+
+    x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K]. The bias is folded
+    into the (fused) residual LayerNorm unless dropout has to come after it.
+    """
+    x2d = tf.reshape(x, (-1, sublayer.hidden_size))
+    out = _matmul(h2d, kernel)
+    bias = stored_value(sublayer.output_dense.bias)
+    if training and sublayer.hidden_dropout_rate > 0:
+        out = sublayer.output_dropout(tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
+                                      training=training)
+        bias = None
+    layer_norm = sublayer.layer_norm
+    out = fused_ops.residual_layer_norm(
+        x2d, out, bias, stored_value(layer_norm.gamma), stored_value(layer_norm.beta),
+        sublayer.layer_norm_eps, training=training)
+    return tf.reshape(out, tf.shape(x))
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
@@ -65,25 +103,47 @@ class SelfAttention(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def _split_heads(self, x):
-        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        return ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
+    KERNELS = ("query", "key", "value", "output_dense")
 
-    def call(self, x, input_mask, training=None):
-        """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding."""
-        bias = attention_bias(input_mask)
-        q = self._split_heads(self.query(x))
-        k = self._split_heads(self.key(x))
-        v = self._split_heads(self.value(x))
-        scale = ops.cast(1.0 / self.head_size ** 0.5, q.dtype)
-        scores = ops.einsum("bqhd,bkhd->bhqk", q * scale, k)
-        probs = ops.softmax(ops.cast(scores, "float32") + bias, axis=-1)
-        probs = self.attention_dropout(ops.cast(probs, v.dtype), training=training)
-        context = ops.einsum("bhqk,bkhd->bqhd", probs, v)
-        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        context = ops.reshape(context, (batch, seq, self.hidden_size))
-        out = self.output_dropout(self.output_dense(context), training=training)
-        return self.layer_norm(x + out)
+    def call(self, x, input_mask, training=None, kernels=None):
+        """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
+
+        kernels: optional {name: kernel already in the compute dtype} for KERNELS, given
+        by SharedEncoder, which casts a shared kernel once for all its uses.
+        """
+        dtype = self.compute_dtype
+        if kernels is None:
+            kernels = _own_kernels(self, self.KERNELS, dtype)
+        x = tf.cast(x, dtype)
+        batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+        x2d = tf.reshape(x, (-1, self.hidden_size))
+
+        heads, head_size = self.num_attention_heads, self.head_size
+        scale = 1.0 / head_size ** 0.5
+        fold_scale = not fused_ops.use_xla(training)  # the fused softmax scales for free
+
+        def project(name):  # -> [batch, heads, seq, head_size]
+            kernel = kernels[name]
+            bias = tf.cast(stored_value(getattr(self, name).bias), dtype)
+            if name == "query" and fold_scale:
+                # q * scale, as a [H, H] kernel scaling rather than a [tokens, H] one
+                kernel, bias = kernel * tf.cast(scale, dtype), bias * tf.cast(scale, dtype)
+            # The bias is added after the reshape on purpose: grappler would otherwise
+            # fuse MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
+            h = tf.reshape(_matmul(x2d, kernel), (batch, seq, heads, head_size))
+            h = h + tf.reshape(bias, (heads, head_size))
+            return tf.transpose(h, (0, 2, 1, 3))
+
+        # Batched matmuls on [batch, heads, seq, head_size]: their gradients are plain
+        # batched matmuls too, where einsum's were 4x slower on CPU (BENCHMARKS.md).
+        q, k, v = project("query"), project("key"), project("value")
+        scores = tf.matmul(q, k, transpose_b=True)
+        probs = fused_ops.scaled_masked_softmax(
+            scores, attention_bias(input_mask), scale, training=training)  # plain: pre-scaled
+        probs = self.attention_dropout(probs, training=training)
+        context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
+        context = tf.reshape(context, (-1, self.hidden_size))
+        return _residual_output(self, x, context, kernels["output_dense"], training)
 
     def compute_output_shape(self, x_shape, input_mask_shape=None):
         return x_shape
@@ -112,8 +172,8 @@ class FeedForward(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         policy = self.dtype_policy
-        self.intermediate = _dense(intermediate_size, initializer_range, policy, "ffn",
-                                   activation=get_activation(activation))
+        get_activation(activation)  # fails early on an unknown name
+        self.intermediate = _dense(intermediate_size, initializer_range, policy, "ffn")
         self.output_dense = _dense(hidden_size, initializer_range, policy, "ffn_output")
         self.output_dropout = keras.layers.Dropout(hidden_dropout, dtype=policy)
         self.layer_norm = keras.layers.LayerNormalization(
@@ -125,10 +185,19 @@ class FeedForward(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, x, training=None):
-        out = self.output_dense(self.intermediate(x))
-        out = self.output_dropout(out, training=training)
-        return self.layer_norm(x + out)
+    KERNELS = ("intermediate", "output_dense")
+
+    def call(self, x, training=None, kernels=None):
+        """x: [batch, seq, H]; kernels: as in SelfAttention.call, for KERNELS."""
+        dtype = self.compute_dtype
+        if kernels is None:
+            kernels = _own_kernels(self, self.KERNELS, dtype)
+        x = tf.cast(x, dtype)
+        x2d = tf.reshape(x, (-1, self.hidden_size))
+        h = fused_ops.bias_activation(_matmul(x2d, kernels["intermediate"]),
+                                      stored_value(self.intermediate.bias), self.activation,
+                                      training=training)
+        return _residual_output(self, x, h, kernels["output_dense"], training)
 
     def compute_output_shape(self, x_shape):
         return x_shape
@@ -180,9 +249,11 @@ class TransformerBlock(keras.layers.Layer):
             self.feed_forward.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None):
-        return self.feed_forward(self.attention(x, input_mask, training=training),
-                                 training=training)
+    def call(self, x, input_mask, training=None, kernels=None):
+        """kernels: optional (attention kernels, FFN kernels), see SelfAttention.call."""
+        attention_kernels, feed_forward_kernels = kernels or (None, None)
+        x = self.attention(x, input_mask, training=training, kernels=attention_kernels)
+        return self.feed_forward(x, training=training, kernels=feed_forward_kernels)
 
     def compute_output_shape(self, x_shape, input_mask_shape=None):
         return x_shape
@@ -253,7 +324,8 @@ class SharedEncoder(keras.layers.Layer):
             for j in range(owners(sharing in ("all", "ffn")))]
         # One block object per distinct (attention, FFN) pair, in first-use order.
         self.blocks = []
-        self._schedule = []
+        self._schedule = []  # block index of every step (layer, inner)
+        self._pairs = []  # (attention owner, FFN owner) of every step
         pair_to_block = {}
         for layer_index in range(num_layers):
             for inner in range(inner_group_num):
@@ -270,6 +342,7 @@ class SharedEncoder(keras.layers.Layer):
                         feed_forward=self.feed_forward_layers[pair[1]], dtype=policy,
                         name=f"block_{len(self.blocks)}"))
                 self._schedule.append(pair_to_block[pair])
+                self._pairs.append(pair)
 
     def group_of_layer(self, layer_index):
         return layer_index * self.num_groups // self.num_layers
@@ -295,14 +368,36 @@ class SharedEncoder(keras.layers.Layer):
         Returns the last layer's output, or with return_all_layers a list of L + 1
         tensors: the input followed by every layer's output.
         """
+        attention_kernels = self._kernels_per_use(
+            self.attention_layers, [a for a, _ in self._pairs], training)
+        feed_forward_kernels = self._kernels_per_use(
+            self.feed_forward_layers, [f for _, f in self._pairs], training)
         hidden_states = [x]
         step = 0
         for _ in range(self.num_layers):
             for _ in range(self.inner_group_num):
-                x = self.blocks[self._schedule[step]](x, input_mask, training=training)
+                attention, feed_forward = self._pairs[step]
+                kernels = (next(attention_kernels[attention]),
+                           next(feed_forward_kernels[feed_forward]))
+                x = self.blocks[self._schedule[step]](x, input_mask, training=training,
+                                                      kernels=kernels)
                 step += 1
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
+
+    def _kernels_per_use(self, owners, owner_of_step, training):
+        """For each owner sub-layer, an iterator over its uses of {name: kernel}, every
+        shared kernel cast to the compute dtype once (fused_ops.cast_for_uses)."""
+        per_owner = []
+        for index, layer in enumerate(owners):
+            uses = owner_of_step.count(index)
+            copies = {name: fused_ops.cast_for_uses(
+                          stored_value(getattr(layer, name).kernel), self.compute_dtype,
+                          uses, training=training)
+                      for name in layer.KERNELS}
+            per_owner.append(iter([{name: copies[name][use] for name in layer.KERNELS}
+                                   for use in range(uses)]))
+        return per_owner
 
     def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False):
         spec = keras.KerasTensor(x.shape, dtype=self.compute_dtype)

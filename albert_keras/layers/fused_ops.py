@@ -1,0 +1,237 @@
+"""The element-wise parts of an encoder block as fused kernels, for training speed.
+
+Between the block's GEMMs sit bias + GELU, the attention softmax and residual +
+LayerNorm. As separate TensorFlow ops each is several passes over memory, forward and
+backward, with casts around every float32 step under mixed precision; profiled on a
+CPU they were more than half of a bf16 training step's op time. Here each of them
+(and its gradient, written out with tf.custom_gradient) is one XLA-compiled function
+that reads the compute-dtype tensors, does all arithmetic in float32 and writes the
+compute dtype once. The GEMMs stay outside XLA: on CPU, TensorFlow's oneDNN bf16
+GEMMs are 2-3x faster than XLA's (BENCHMARKS.md).
+
+Every function here also has a plain form (TensorFlow ops, no XLA), used for
+inference: exported SavedModels must run on a stock TF Serving, which does not
+compile XLA on CPU by default, and grappler's remapper already fuses the plain
+MatMul + BiasAdd + GELU into one oneDNN kernel when no gradient is needed.
+
+Which form runs is set by `set_fusion("auto" | "xla" | "plain")`: "auto" (the
+default) uses XLA for training calls (training=True) and the plain form otherwise.
+"""
+
+import math
+
+import tensorflow as tf
+
+_MODES = ("auto", "xla", "plain")
+_mode = "auto"
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# Activations that have a fused kernel; others always use the plain form.
+FUSED_ACTIVATIONS = ("gelu_tanh", "gelu_erf")
+
+
+def set_fusion(mode):
+    """Choose the kernels: "auto" (XLA when training), "xla" (always), "plain" (never)."""
+    global _mode
+    if mode not in _MODES:
+        raise ValueError(f"fusion mode must be one of {_MODES}, got {mode!r}")
+    _mode = mode
+
+
+def get_fusion():
+    return _mode
+
+
+def use_xla(training):
+    return _mode == "xla" or (_mode == "auto" and bool(training))
+
+
+def _f32(x):
+    return tf.cast(x, tf.float32)
+
+
+def _row_sum(x):
+    """Sum over every axis but the last (a bias gradient)."""
+    return tf.reduce_sum(tf.reshape(x, (-1, tf.shape(x)[-1])), axis=0)
+
+
+# --- bias + activation -------------------------------------------------------------
+
+def _activation_and_slope(y, activation):
+    """(act(y), act'(y)) in float32, for the activations in FUSED_ACTIVATIONS."""
+    if activation == "gelu_tanh":
+        t = tf.tanh(_SQRT_2_OVER_PI * (y + _GELU_CUBIC * y * y * y))
+        value = 0.5 * y * (1.0 + t)
+        slope = 0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * _SQRT_2_OVER_PI * (
+            1.0 + 3.0 * _GELU_CUBIC * y * y)
+        return value, slope
+    cdf = 0.5 * (1.0 + tf.math.erf(y * _INV_SQRT_2))
+    return y * cdf, cdf + y * _INV_SQRT_2PI * tf.exp(-0.5 * y * y)
+
+
+def _make_bias_activation(activation):
+    @tf.function(jit_compile=True, autograph=False)
+    def forward(h, bias):
+        value, _ = _activation_and_slope(_f32(h) + bias, activation)
+        return tf.cast(value, h.dtype)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def backward(h, bias, upstream):
+        _, slope = _activation_and_slope(_f32(h) + bias, activation)
+        grad = _f32(upstream) * slope
+        return tf.cast(grad, h.dtype), _row_sum(grad)
+
+    @tf.custom_gradient
+    def fused(h, bias):
+        return forward(h, bias), lambda upstream: backward(h, bias, upstream)
+
+    return fused
+
+
+_BIAS_ACTIVATION = {name: _make_bias_activation(name) for name in FUSED_ACTIVATIONS}
+
+
+def bias_activation(h, bias, activation, training=None):
+    """act(h + bias). h: [..., N] in the compute dtype; bias: float32 [N]."""
+    if activation in FUSED_ACTIVATIONS and use_xla(training):
+        return _BIAS_ACTIVATION[activation](h, tf.cast(bias, tf.float32))
+    h = tf.nn.bias_add(h, tf.cast(bias, h.dtype))
+    if activation == "gelu_tanh":
+        return tf.nn.gelu(h, approximate=True)
+    if activation == "gelu_erf":
+        return tf.nn.gelu(h, approximate=False)
+    from albert_keras.layers.activation import get_activation
+    return get_activation(activation)(h)
+
+
+# --- residual + LayerNorm ----------------------------------------------------------
+
+def _normalize(x, y, bias, epsilon):
+    h = _f32(x) + _f32(y) + bias
+    mean = tf.reduce_mean(h, axis=-1, keepdims=True)
+    centered = h - mean
+    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
+    return centered * rstd, rstd
+
+
+def _make_residual_layer_norm(epsilon):
+    @tf.function(jit_compile=True, autograph=False)
+    def forward(x, y, bias, gamma, beta):
+        normed, _ = _normalize(x, y, bias, epsilon)
+        return tf.cast(normed * gamma + beta, x.dtype)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def backward(x, y, bias, gamma, upstream):
+        normed, rstd = _normalize(x, y, bias, epsilon)
+        upstream = _f32(upstream)
+        d_normed = upstream * gamma
+        d_h = rstd * (d_normed - tf.reduce_mean(d_normed, axis=-1, keepdims=True)
+                      - normed * tf.reduce_mean(d_normed * normed, axis=-1, keepdims=True))
+        return (tf.cast(d_h, x.dtype), tf.cast(d_h, y.dtype), _row_sum(d_h),
+                _row_sum(upstream * normed), _row_sum(upstream))
+
+    @tf.custom_gradient
+    def fused(x, y, bias, gamma, beta):
+        def grad(upstream):
+            return backward(x, y, bias, gamma, upstream)
+        return forward(x, y, bias, gamma, beta), grad
+
+    return fused
+
+
+_RESIDUAL_LAYER_NORM = {}
+
+
+def residual_layer_norm(x, y, bias, gamma, beta, epsilon, training=None):
+    """LayerNorm(x + y + bias) * gamma + beta, statistics in float32, output in x's dtype.
+
+    bias may be None (no bias); gamma, beta and bias are float32 [H].
+    """
+    hidden = x.shape[-1]
+    bias = tf.zeros((hidden,), tf.float32) if bias is None else tf.cast(bias, tf.float32)
+    gamma, beta = tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32)
+    if use_xla(training):
+        key = float(epsilon)
+        if key not in _RESIDUAL_LAYER_NORM:
+            _RESIDUAL_LAYER_NORM[key] = _make_residual_layer_norm(key)
+        return _RESIDUAL_LAYER_NORM[key](x, y, bias, gamma, beta)
+    normed, _ = _normalize(x, y, bias, epsilon)
+    return tf.cast(normed * gamma + beta, x.dtype)
+
+
+# --- attention softmax ---------------------------------------------------------------
+
+def _probabilities(scores, mask_bias, scale):
+    return tf.nn.softmax(_f32(scores) * scale + mask_bias, axis=-1)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _softmax_forward(scores, mask_bias, scale):
+    return tf.cast(_probabilities(scores, mask_bias, scale), scores.dtype)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _softmax_backward(scores, mask_bias, scale, upstream):
+    probs = _probabilities(scores, mask_bias, scale)
+    upstream = _f32(upstream)
+    d_logits = probs * (upstream - tf.reduce_sum(upstream * probs, axis=-1, keepdims=True))
+    return tf.cast(d_logits * scale, scores.dtype)
+
+
+@tf.custom_gradient
+def _fused_softmax(scores, mask_bias, scale):
+    def grad(upstream):
+        return _softmax_backward(scores, mask_bias, scale, upstream), None, None
+    return _softmax_forward(scores, mask_bias, scale), grad
+
+
+def scaled_masked_softmax(scores, mask_bias, scale, training=None):
+    """softmax(scores * scale + mask_bias) over the last axis, in float32.
+
+    scores: [batch, heads, q, k] in the compute dtype; mask_bias: float32, broadcastable
+    (large negative at padded keys); returns probabilities in scores' dtype. The plain
+    form expects scores already scaled (scaling q is cheaper outside a fusion) and
+    ignores `scale`.
+    """
+    if use_xla(training):
+        return _fused_softmax(scores, mask_bias, tf.constant(scale, tf.float32))
+    return tf.cast(tf.nn.softmax(_f32(scores) + mask_bias, axis=-1), scores.dtype)
+
+
+# --- one cast of a shared kernel for all its uses -------------------------------------
+
+@tf.function(jit_compile=True, autograph=False)
+def _sum_in_float32(grads):
+    return tf.add_n([_f32(g) for g in grads])
+
+
+def cast_for_uses(kernel, dtype, uses, training=None):
+    """`uses` copies of float32 `kernel` cast to `dtype`, cast once.
+
+    ALBERT applies one kernel in every layer; under mixed precision Keras would cast it
+    again at each use (12 casts of every shared weight per step for base). The gradient
+    sums the uses' gradients in float32, as the per-use casts did, in one fused pass.
+    """
+    kernel = tf.convert_to_tensor(kernel)
+    if uses == 1 or kernel.dtype == tf.as_dtype(dtype) or not use_xla(training):
+        # Separate casts keep the per-use float32 gradient sum; grappler merges the
+        # forward casts into one when no gradient is taken.
+        return [tf.cast(kernel, dtype) for _ in range(uses)]
+
+    @tf.custom_gradient
+    def fan_out(value):
+        cast = tf.cast(value, dtype)
+
+        def grad(*upstream):
+            present = [g for g in upstream if g is not None]
+            if not present:
+                return tf.zeros_like(value)
+            return _sum_in_float32(present)
+
+        return [tf.identity(cast) for _ in range(uses)], grad
+
+    return fan_out(kernel)

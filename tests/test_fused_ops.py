@@ -1,0 +1,200 @@
+"""The fused XLA kernels (fused_ops) against independent computations: numpy formulas
+for values, TensorFlow's autodiff of the plain ops for gradients, and whole encoders
+run both ways."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_keras import AlbertPretrainer
+from albert_keras.layers import SharedEncoder, fused_ops
+from albert_keras.optimization import create_optimizer
+from model_harness import pretraining_batch, small_config
+
+RNG = np.random.default_rng(0)
+
+
+def gradients(fn, inputs, upstream):
+    """Values and d(sum(fn(*inputs) * upstream))/d inputs."""
+    inputs = [tf.constant(x) for x in inputs]
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = fn(*inputs)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * upstream)
+    return out.numpy(), [None if g is None else g.numpy() for g in tape.gradient(loss, inputs)]
+
+
+def gelu_reference(y, activation):
+    y = y.astype(np.float64)
+    if activation == "gelu_tanh":
+        return 0.5 * y * (1 + np.tanh(math.sqrt(2 / math.pi) * (y + 0.044715 * y ** 3)))
+    return 0.5 * y * (1 + np.vectorize(math.erf)(y / math.sqrt(2)))
+
+
+@pytest.mark.parametrize("activation", ["gelu_tanh", "gelu_erf"])
+def test_bias_activation_values_and_gradients(activation):
+    h = RNG.normal(size=(6, 5, 16)).astype("float32") * 2
+    bias = RNG.normal(size=(16,)).astype("float32")
+    upstream = RNG.normal(size=(6, 5, 16)).astype("float32")
+    for mode in ("xla", "plain"):
+        fused_ops.set_fusion(mode)
+        value, grads = gradients(
+            lambda a, b: fused_ops.bias_activation(a, b, activation, training=True),
+            [h, bias], upstream)
+        np.testing.assert_allclose(value, gelu_reference(h + bias, activation), atol=2e-6)
+        if mode == "xla":
+            fused = grads
+    # The hand-written gradient against TensorFlow's autodiff of the plain ops.
+    for got, expected in zip(fused, grads):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def layer_norm_reference(x, y, bias, gamma, beta, eps):
+    h = (x + y + bias).astype(np.float64)
+    mean = h.mean(-1, keepdims=True)
+    var = ((h - mean) ** 2).mean(-1, keepdims=True)
+    return (h - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def test_residual_layer_norm_values_and_gradients():
+    x, y = (RNG.normal(size=(4, 7, 24)).astype("float32") for _ in range(2))
+    bias, gamma, beta = (RNG.normal(size=(24,)).astype("float32") for _ in range(3))
+    upstream = RNG.normal(size=(4, 7, 24)).astype("float32")
+    results = {}
+    for mode in ("xla", "plain"):
+        fused_ops.set_fusion(mode)
+        results[mode] = gradients(
+            lambda *a: fused_ops.residual_layer_norm(*a, 1e-6, training=True),
+            [x, y, bias, gamma, beta], upstream)
+        np.testing.assert_allclose(results[mode][0],
+                                   layer_norm_reference(x, y, bias, gamma, beta, 1e-6),
+                                   atol=2e-5)
+    for got, expected in zip(results["xla"][1], results["plain"][1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_scaled_masked_softmax_values_and_gradients():
+    scores = RNG.normal(size=(2, 3, 5, 5)).astype("float32") * 3
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "float32")
+    mask_bias = ((1 - mask) * -1e9)[:, None, None, :]
+    upstream = RNG.normal(size=scores.shape).astype("float32")
+    scale = 0.125
+    fused_ops.set_fusion("xla")
+    value, (fused_grad, _) = gradients(
+        lambda s, b: fused_ops.scaled_masked_softmax(s, b, scale, training=True),
+        [scores, mask_bias], upstream)
+    logits = scores * scale + mask_bias
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(value, expected, atol=1e-6)
+    assert np.all(value[0, :, :, 3:] == 0)  # padded keys get nothing
+    fused_ops.set_fusion("plain")  # the plain form takes pre-scaled scores
+    _, (plain_grad, _) = gradients(
+        lambda s, b: fused_ops.scaled_masked_softmax(s * scale, b, scale), [scores, mask_bias],
+        upstream)
+    np.testing.assert_allclose(fused_grad, plain_grad, atol=1e-6)
+
+
+def test_cast_for_uses_sums_gradients_in_float32():
+    kernel = tf.constant(RNG.normal(size=(8, 8)).astype("float32"))
+    # Upstream gradients whose bfloat16 sum would round away the small ones.
+    upstreams = [tf.constant(np.full((8, 8), v, "float32"), tf.bfloat16)
+                 for v in (256.0, 0.5, 0.5, 0.5)]
+    for mode in ("xla", "plain"):
+        fused_ops.set_fusion(mode)
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            copies = fused_ops.cast_for_uses(kernel, tf.bfloat16, 4, training=True)
+            loss = tf.add_n([tf.reduce_sum(tf.cast(c * u, tf.float32))
+                             for c, u in zip(copies, upstreams)])
+        assert all(c.dtype == tf.bfloat16 for c in copies)
+        np.testing.assert_array_equal(copies[0].numpy(), tf.cast(kernel, tf.bfloat16).numpy())
+        grad = tape.gradient(loss, kernel).numpy()
+        assert grad.dtype == np.float32
+        np.testing.assert_array_equal(grad, np.full((8, 8), 257.5, "float32"))
+
+
+def encoder_outputs_and_grads(policy, mode, sharing="all"):
+    keras.config.set_dtype_policy(policy)
+    fused_ops.set_fusion(mode)
+    keras.utils.set_random_seed(7)
+    encoder = SharedEncoder(num_layers=4, hidden_size=32, num_attention_heads=4,
+                            intermediate_size=48, num_groups=2, inner_group_num=2,
+                            sharing=sharing)
+    x = tf.constant(np.random.default_rng(5).normal(size=(3, 9, 32)).astype("float32"))
+    mask = tf.constant(np.array([[1] * 9, [1] * 5 + [0] * 4, [1] * 2 + [0] * 7], "int32"))
+    encoder.build(x.shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.cast(encoder(x, mask, training=True), tf.float32)
+        loss = tf.reduce_sum(out * tf.sin(tf.range(32, dtype=tf.float32)))
+    grads = tape.gradient(loss, [x] + encoder.trainable_variables)
+    return out.numpy(), [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("sharing", ["all", "ffn"])
+def test_encoder_xla_kernels_match_plain_ones(sharing):
+    """Whole encoder, float32: every output and every weight gradient the same both ways
+    (shared weights used 4 times, unshared once)."""
+    out_xla, grads_xla = encoder_outputs_and_grads("float32", "xla", sharing)
+    out_plain, grads_plain = encoder_outputs_and_grads("float32", "plain", sharing)
+    np.testing.assert_allclose(out_xla, out_plain, atol=1e-5)
+    assert len(grads_xla) == len(grads_plain)
+    for got, expected in zip(grads_xla, grads_plain):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_bfloat16_follows_float32():
+    out_32, grads_32 = encoder_outputs_and_grads("float32", "plain")
+    out_16, grads_16 = encoder_outputs_and_grads("mixed_bfloat16", "xla")
+    assert np.max(np.abs(out_16 - out_32)) < 0.1
+    # Relative to the largest gradient: some are exactly zero in exact arithmetic (the
+    # key bias shifts every score of a row equally, which softmax ignores).
+    scale = max(np.max(np.abs(g)) for g in grads_32)
+    for got, expected in zip(grads_16, grads_32):
+        assert np.max(np.abs(got - expected)) / scale < 0.05
+
+
+def test_fusion_mode_is_validated_and_auto_follows_training():
+    with pytest.raises(ValueError, match="fusion mode"):
+        fused_ops.set_fusion("fast")
+    fused_ops.set_fusion("auto")
+    assert fused_ops.use_xla(True) and not fused_ops.use_xla(False)
+    fused_ops.set_fusion("plain")
+    assert not fused_ops.use_xla(True)
+
+
+def test_training_step_is_the_same_with_either_kernels():
+    """One LAMB step of a small pretrainer: same loss and same new weights."""
+    results = {}
+    for mode in ("xla", "plain"):
+        fused_ops.set_fusion(mode)
+        keras.utils.set_random_seed(3)
+        config = small_config()
+        model = AlbertPretrainer(config)
+        model.compile(optimizer=create_optimizer("lamb", total_steps=10, warmup_steps=0))
+        batch = pretraining_batch(config, batch=4, seq=16)
+        logs = model.train_on_batch(batch, return_dict=True)
+        results[mode] = (logs["loss"], [w.numpy() for w in model.trainable_weights])
+    assert results["xla"][0] == pytest.approx(results["plain"][0], rel=1e-5)
+    for got, expected in zip(results["xla"][1], results["plain"][1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_applies_in_training_with_fused_kernels():
+    """hidden and attention dropout still act in training calls (the bias moves out of
+    the fused LayerNorm so that dropout comes after it, as in the reference)."""
+    fused_ops.set_fusion("auto")
+    encoder = SharedEncoder(num_layers=2, hidden_size=16, num_attention_heads=2,
+                            intermediate_size=24, hidden_dropout=0.3, attention_dropout=0.3)
+    x = tf.constant(np.random.default_rng(1).normal(size=(2, 6, 16)).astype("float32"))
+    mask = tf.ones((2, 6), tf.int32)
+    inference = encoder(x, mask, training=False).numpy()
+    np.testing.assert_array_equal(inference, encoder(x, mask, training=False).numpy())
+    trained = [encoder(x, mask, training=True).numpy() for _ in range(2)]
+    assert np.all(np.isfinite(trained[0]))
+    assert np.max(np.abs(trained[0] - trained[1])) > 1e-3
+    assert np.max(np.abs(trained[0] - inference)) > 1e-3
