@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 import albert_keras  # noqa: F401  (registers the model classes for load_model)
+from albert_keras.layers import fused_ops
 from albert_keras.tokenizer import check_special_pieces, read_model_proto
 from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
 from serving.warmup import write_warmup_file
@@ -79,8 +80,10 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
 
     tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
     try:
-        signatures = module.signatures()
-        tf.saved_model.save(module, tmp_dir, signatures=signatures)
+        # Plain TensorFlow ops only: stock TF Serving does not compile XLA on CPU.
+        with fused_ops.fusion("plain"):
+            signatures = module.signatures()
+            tf.saved_model.save(module, tmp_dir, signatures=signatures)
         write_warmup_file(tmp_dir, model_name, [name for name in signatures
                                                 if name != "serving_default"])
         os.rename(tmp_dir, final_dir)  # atomic on one file system

@@ -151,6 +151,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     ({"strategy": "quantum"}, "strategy"),
     ({"train_files": "/nonexistent/*.tfrecord"}, "train_files"),
     ({"precision": "float8"}, "precision"),
+    ({"fusion": "triton"}, "fusion"),
     ({"total_steps": 25, "steps_per_epoch": 10}, "total_steps"),
     ({"max_predictions": 30}, "max_predictions"),
 ])

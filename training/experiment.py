@@ -16,6 +16,7 @@ import typing
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
+FUSION_MODES = ("auto", "xla", "plain")  # albert_keras.layers.fused_ops.MODES
 
 
 @dataclasses.dataclass
@@ -48,6 +49,9 @@ class TrainingOptions:
     tpu: str = ""  # TPU name or address for the cluster resolver
     precision: str = "float32"
     jit_compile: bool = False
+    # Element-wise kernels (albert_keras.layers.fused_ops): "auto" fuses them with XLA in
+    # training steps; "plain" uses TensorFlow ops only (a platform without XLA).
+    fusion: str = "auto"
     steps_per_execution: int = 1
     seed: int = 12345
     keep_checkpoints: int = 3
@@ -61,6 +65,8 @@ class TrainingOptions:
             fail("strategy", f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if self.precision not in PRECISIONS:
             fail("precision", f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.fusion not in FUSION_MODES:
+            fail("fusion", f"unknown fusion {self.fusion!r}; use one of {', '.join(FUSION_MODES)}")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
         for name in ("seq_length", "global_batch_size", "total_steps", "steps_per_epoch",

@@ -12,13 +12,16 @@ import tensorflow as tf
 
 from albert_keras import AlbertConfig
 from albert_keras.optimization import create_optimizer
+from albert_keras.layers import fused_ops
 from albert_keras.tokenizer import read_model_proto
 from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, TrainingRateLogger,
                                 current_step)
 
 
-def set_precision(precision: str):
+def set_precision(precision: str, fusion: str = "auto"):
+    """The dtype policy and the element-wise kernels (fused_ops) of the models built next."""
     keras.config.set_dtype_policy(precision)
+    fused_ops.set_fusion(fusion)
 
 
 def model_config(options) -> AlbertConfig:

@@ -18,11 +18,12 @@ Which form runs is set by `set_fusion("auto" | "xla" | "plain")`: "auto" (the
 default) uses XLA for training calls (training=True) and the plain form otherwise.
 """
 
+import contextlib
 import math
 
 import tensorflow as tf
 
-_MODES = ("auto", "xla", "plain")
+MODES = ("auto", "xla", "plain")
 _mode = "auto"
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -37,13 +38,24 @@ FUSED_ACTIVATIONS = ("gelu_tanh", "gelu_erf")
 def set_fusion(mode):
     """Choose the kernels: "auto" (XLA when training), "xla" (always), "plain" (never)."""
     global _mode
-    if mode not in _MODES:
-        raise ValueError(f"fusion mode must be one of {_MODES}, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"fusion mode must be one of {MODES}, got {mode!r}")
     _mode = mode
 
 
 def get_fusion():
     return _mode
+
+
+@contextlib.contextmanager
+def fusion(mode):
+    """Temporarily set_fusion(mode); the exporter traces with "plain" this way."""
+    previous = _mode
+    set_fusion(mode)
+    try:
+        yield
+    finally:
+        set_fusion(previous)
 
 
 def use_xla(training):
@@ -159,7 +171,10 @@ def residual_layer_norm(x, y, bias, gamma, beta, epsilon, training=None):
         if key not in _RESIDUAL_LAYER_NORM:
             _RESIDUAL_LAYER_NORM[key] = _make_residual_layer_norm(key)
         return _RESIDUAL_LAYER_NORM[key](x, y, bias, gamma, beta)
-    normed, _ = _normalize(x, y, bias, epsilon)
+    # Plain form: the residual sum in the compute dtype, then one cast (as a Keras
+    # Dense + LayerNorm would do); casts are what bf16 costs outside a fusion.
+    h = tf.cast(x + tf.cast(y, x.dtype) + tf.cast(bias, x.dtype), tf.float32)
+    normed, _ = _normalize(h, 0.0, 0.0, epsilon)
     return tf.cast(normed * gamma + beta, x.dtype)
 
 
