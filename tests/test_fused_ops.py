@@ -200,3 +200,22 @@ def test_dropout_applies_in_training_with_fused_kernels():
     assert np.all(np.isfinite(trained[0]))
     assert np.max(np.abs(trained[0] - trained[1])) > 1e-3
     assert np.max(np.abs(trained[0] - inference)) > 1e-3
+
+
+def test_attention_inference_bias_algebra_is_exact():
+    """At inference the key bias is dropped and the value bias goes through the output
+    kernel (see SelfAttention.call); with random, large biases and padding the result
+    equals the training form, which adds both biases to every token."""
+    from albert_keras.layers import SelfAttention
+    fused_ops.set_fusion("plain")
+    layer = SelfAttention(32, 4)
+    layer.build((None, None, 32))
+    rng = np.random.default_rng(2)
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
+                       for w in layer.get_weights()])
+    x = tf.constant(rng.normal(size=(3, 7, 32)).astype("float32"))
+    mask = tf.constant(np.array([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6], "int32"))
+    inference = layer(x, mask, training=False).numpy()
+    training = layer(x, mask, training=True).numpy()  # no dropout: the same function
+    np.testing.assert_allclose(inference, training, atol=2e-5)
+    assert np.max(np.abs(layer.key.bias.numpy())) > 0.1  # the biases are not trivial

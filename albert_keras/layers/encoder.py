@@ -50,8 +50,8 @@ def _matmul(x2d, kernel):
     return tf.matmul(x2d, kernel)
 
 
-def _residual_output(sublayer, x, h2d, kernel, training):
-    """LayerNorm(x + Dropout(h @ kernel + bias)), the end of both sub-layers.
+def _residual_output(sublayer, x, h2d, kernel, training, extra_bias=None):
+    """LayerNorm(x + Dropout(h @ kernel + bias [+ extra_bias])), the end of both sub-layers.
 
     x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K]. The bias is folded
     into the (fused) residual LayerNorm unless dropout has to come after it.
@@ -59,6 +59,8 @@ def _residual_output(sublayer, x, h2d, kernel, training):
     x2d = tf.reshape(x, (-1, sublayer.hidden_size))
     out = _matmul(h2d, kernel)
     bias = stored_value(sublayer.output_dense.bias)
+    if extra_bias is not None:
+        bias = bias + extra_bias
     if training and sublayer.hidden_dropout_rate > 0:
         out = sublayer.output_dropout(tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
                                       training=training)
@@ -122,28 +124,42 @@ class SelfAttention(keras.layers.Layer):
         scale = 1.0 / head_size ** 0.5
         fold_scale = not fused_ops.use_xla(training)  # the fused softmax scales for free
 
-        def project(name):  # -> [batch, heads, seq, head_size]
+        # At inference two biases need no [tokens, H] add (exact algebra, any input):
+        # the key bias shifts all of a query's scores equally, which softmax ignores,
+        # and since each row of probabilities sums to 1 the value bias reaches the
+        # output as value_bias @ W_out, a [H] vector added with the output bias.
+        inference = not training
+
+        def project(name, add_bias=True):  # -> [batch, heads, seq, head_size]
             kernel = kernels[name]
             bias = tf.cast(stored_value(getattr(self, name).bias), dtype)
             if name == "query" and fold_scale:
                 # q * scale, as a [H, H] kernel scaling rather than a [tokens, H] one
                 kernel, bias = kernel * tf.cast(scale, dtype), bias * tf.cast(scale, dtype)
-            # The bias is added after the reshape on purpose: grappler would otherwise
-            # fuse MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
             h = tf.reshape(_matmul(x2d, kernel), (batch, seq, heads, head_size))
-            h = h + tf.reshape(bias, (heads, head_size))
+            if add_bias:
+                # Added after the reshape on purpose: grappler would otherwise fuse
+                # MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
+                h = h + tf.reshape(bias, (heads, head_size))
             return tf.transpose(h, (0, 2, 1, 3))
 
         # Batched matmuls on [batch, heads, seq, head_size]: their gradients are plain
         # batched matmuls too, where einsum's were 4x slower on CPU (BENCHMARKS.md).
-        q, k, v = project("query"), project("key"), project("value")
+        q = project("query")
+        k = project("key", add_bias=not inference)
+        v = project("value", add_bias=not inference)
         scores = tf.matmul(q, k, transpose_b=True)
         probs = fused_ops.scaled_masked_softmax(
             scores, attention_bias(input_mask), scale, training=training)  # plain: pre-scaled
         probs = self.attention_dropout(probs, training=training)
         context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
         context = tf.reshape(context, (-1, self.hidden_size))
-        return _residual_output(self, x, context, kernels["output_dense"], training)
+        extra_bias = None
+        if inference:
+            extra_bias = tf.linalg.matvec(stored_value(self.output_dense.kernel),
+                                          stored_value(self.value.bias), transpose_a=True)
+        return _residual_output(self, x, context, kernels["output_dense"], training,
+                                extra_bias)
 
     def compute_output_shape(self, x_shape, input_mask_shape=None):
         return x_shape
