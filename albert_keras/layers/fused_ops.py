@@ -16,6 +16,8 @@ MatMul + BiasAdd + GELU into one oneDNN kernel when no gradient is needed.
 
 Which form runs is set by `set_fusion("auto" | "xla" | "plain")`: "auto" (the
 default) uses XLA for training calls (training=True) and the plain form otherwise.
+The setting is process-wide and read when a function is traced: set it before the
+model's first call (the training programs do, from --fusion).
 """
 
 import contextlib
