@@ -45,11 +45,8 @@ def with_gradient(fn, inputs):
 def fusion(mode, fn):
     """fn traced under fused_ops mode `mode`."""
     def call(*args):
-        fused_ops.set_fusion(mode)
-        try:
+        with fused_ops.fusion(mode):
             return fn(*args)
-        finally:
-            fused_ops.set_fusion("auto")
     return call
 
 

@@ -46,10 +46,6 @@ def _own_kernels(layer, names, dtype):
     return {name: tf.cast(stored_value(getattr(layer, name).kernel), dtype) for name in names}
 
 
-def _matmul(x2d, kernel):
-    return tf.matmul(x2d, kernel)
-
-
 def _residual_output(sublayer, x, h2d, kernel, training, extra_bias=None):
     """LayerNorm(x + Dropout(h @ kernel + bias [+ extra_bias])), the end of both sub-layers.
 
@@ -57,7 +53,7 @@ def _residual_output(sublayer, x, h2d, kernel, training, extra_bias=None):
     into the (fused) residual LayerNorm unless dropout has to come after it.
     """
     x2d = tf.reshape(x, (-1, sublayer.hidden_size))
-    out = _matmul(h2d, kernel)
+    out = tf.matmul(h2d, kernel)
     bias = stored_value(sublayer.output_dense.bias)
     if extra_bias is not None:
         bias = bias + extra_bias
@@ -136,7 +132,7 @@ class SelfAttention(keras.layers.Layer):
             if name == "query" and fold_scale:
                 # q * scale, as a [H, H] kernel scaling rather than a [tokens, H] one
                 kernel, bias = kernel * tf.cast(scale, dtype), bias * tf.cast(scale, dtype)
-            h = tf.reshape(_matmul(x2d, kernel), (batch, seq, heads, head_size))
+            h = tf.reshape(tf.matmul(x2d, kernel), (batch, seq, heads, head_size))
             if add_bias:
                 # Added after the reshape on purpose: grappler would otherwise fuse
                 # MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
@@ -210,7 +206,7 @@ class FeedForward(keras.layers.Layer):
             kernels = _own_kernels(self, self.KERNELS, dtype)
         x = tf.cast(x, dtype)
         x2d = tf.reshape(x, (-1, self.hidden_size))
-        h = fused_ops.bias_activation(_matmul(x2d, kernels["intermediate"]),
+        h = fused_ops.bias_activation(tf.matmul(x2d, kernels["intermediate"]),
                                       stored_value(self.intermediate.bias), self.activation,
                                       training=training)
         return _residual_output(self, x, h, kernels["output_dense"], training)

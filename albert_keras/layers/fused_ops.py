@@ -21,9 +21,12 @@ model's first call (the training programs do, from --fusion).
 """
 
 import contextlib
+import functools
 import math
 
 import tensorflow as tf
+
+from albert_keras.layers.activation import get_activation
 
 MODES = ("auto", "xla", "plain")
 _mode = "auto"
@@ -87,7 +90,8 @@ def _activation_and_slope(y, activation):
     return y * cdf, cdf + y * _INV_SQRT_2PI * tf.exp(-0.5 * y * y)
 
 
-def _make_bias_activation(activation):
+@functools.lru_cache(maxsize=None)
+def _bias_activation_kernel(activation):
     @tf.function(jit_compile=True, autograph=False)
     def forward(h, bias):
         value, _ = _activation_and_slope(_f32(h) + bias, activation)
@@ -106,41 +110,38 @@ def _make_bias_activation(activation):
     return fused
 
 
-_BIAS_ACTIVATION = {name: _make_bias_activation(name) for name in FUSED_ACTIVATIONS}
-
-
 def bias_activation(h, bias, activation, training=None):
     """act(h + bias). h: [..., N] in the compute dtype; bias: float32 [N]."""
     if activation in FUSED_ACTIVATIONS and use_xla(training):
-        return _BIAS_ACTIVATION[activation](h, tf.cast(bias, tf.float32))
-    h = tf.nn.bias_add(h, tf.cast(bias, h.dtype))
-    if activation == "gelu_tanh":
-        return tf.nn.gelu(h, approximate=True)
-    if activation == "gelu_erf":
-        return tf.nn.gelu(h, approximate=False)
-    from albert_keras.layers.activation import get_activation
-    return get_activation(activation)(h)
+        return _bias_activation_kernel(activation)(h, tf.cast(bias, tf.float32))
+    # keras' gelu is tf.nn.gelu, whose pattern grappler fuses with MatMul + BiasAdd.
+    return get_activation(activation)(tf.nn.bias_add(h, tf.cast(bias, h.dtype)))
 
 
 # --- residual + LayerNorm ----------------------------------------------------------
 
-def _normalize(x, y, bias, epsilon):
-    h = _f32(x) + _f32(y) + bias
+def _residual_sum(x, y, bias):
+    return _f32(x) + _f32(y) + bias
+
+
+def _normalize(h, epsilon):
+    """(h - mean) / std over the last axis of float32 h, and 1 / std."""
     mean = tf.reduce_mean(h, axis=-1, keepdims=True)
     centered = h - mean
     rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
     return centered * rstd, rstd
 
 
-def _make_residual_layer_norm(epsilon):
+@functools.lru_cache(maxsize=None)
+def _residual_layer_norm_kernel(epsilon):
     @tf.function(jit_compile=True, autograph=False)
     def forward(x, y, bias, gamma, beta):
-        normed, _ = _normalize(x, y, bias, epsilon)
+        normed, _ = _normalize(_residual_sum(x, y, bias), epsilon)
         return tf.cast(normed * gamma + beta, x.dtype)
 
     @tf.function(jit_compile=True, autograph=False)
     def backward(x, y, bias, gamma, upstream):
-        normed, rstd = _normalize(x, y, bias, epsilon)
+        normed, rstd = _normalize(_residual_sum(x, y, bias), epsilon)
         upstream = _f32(upstream)
         d_normed = upstream * gamma
         d_h = rstd * (d_normed - tf.reduce_mean(d_normed, axis=-1, keepdims=True)
@@ -157,9 +158,6 @@ def _make_residual_layer_norm(epsilon):
     return fused
 
 
-_RESIDUAL_LAYER_NORM = {}
-
-
 def residual_layer_norm(x, y, bias, gamma, beta, epsilon, training=None):
     """LayerNorm(x + y + bias) * gamma + beta, statistics in float32, output in x's dtype.
 
@@ -169,14 +167,11 @@ def residual_layer_norm(x, y, bias, gamma, beta, epsilon, training=None):
     bias = tf.zeros((hidden,), tf.float32) if bias is None else tf.cast(bias, tf.float32)
     gamma, beta = tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32)
     if use_xla(training):
-        key = float(epsilon)
-        if key not in _RESIDUAL_LAYER_NORM:
-            _RESIDUAL_LAYER_NORM[key] = _make_residual_layer_norm(key)
-        return _RESIDUAL_LAYER_NORM[key](x, y, bias, gamma, beta)
+        return _residual_layer_norm_kernel(float(epsilon))(x, y, bias, gamma, beta)
     # Plain form: the residual sum in the compute dtype, then one cast (as a Keras
     # Dense + LayerNorm would do); casts are what bf16 costs outside a fusion.
     h = tf.cast(x + tf.cast(y, x.dtype) + tf.cast(bias, x.dtype), tf.float32)
-    normed, _ = _normalize(h, 0.0, 0.0, epsilon)
+    normed, _ = _normalize(h, epsilon)
     return tf.cast(normed * gamma + beta, x.dtype)
 
 
