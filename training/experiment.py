@@ -13,10 +13,12 @@ import os
 import tempfile
 import typing
 
+from albert_keras.layers import fused_ops
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
-FUSION_MODES = ("auto", "xla", "plain")  # albert_keras.layers.fused_ops.MODES
+FUSION_MODES = fused_ops.MODES
 
 
 @dataclasses.dataclass

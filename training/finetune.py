@@ -171,7 +171,7 @@ def run(experiment: FinetuneExperiment) -> dict:
     from training.callbacks import current_step
     from training.metrics import task_metrics
 
-    model_setup.set_precision(experiment.precision, experiment.fusion)
+    model_setup.set_numerics(experiment.precision, experiment.fusion)
     keras.utils.set_random_seed(experiment.seed)
     tokenizer = AlbertTokenizer.from_file(experiment.spm_model, lower_case=not experiment.cased)
     chief = is_chief(strategy)

@@ -18,7 +18,7 @@ from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, Traini
                                 current_step)
 
 
-def set_precision(precision: str, fusion: str = "auto"):
+def set_numerics(precision: str, fusion: str = "auto"):
     """The dtype policy and the element-wise kernels (fused_ops) of the models built next."""
     keras.config.set_dtype_policy(precision)
     fused_ops.set_fusion(fusion)

@@ -63,7 +63,7 @@ def run(experiment: PretrainExperiment) -> dict:
     from training import model_setup
     from training.callbacks import current_step
 
-    model_setup.set_precision(experiment.precision, experiment.fusion)
+    model_setup.set_numerics(experiment.precision, experiment.fusion)
     keras.utils.set_random_seed(experiment.seed)
     chief = is_chief(strategy)
     output = WorkerOutput(experiment.output_dir, chief)
