@@ -106,6 +106,22 @@ def machine() -> str:
             f"TensorFlow {tf.__version__}, load average at start {os.getloadavg()[0]:.1f}")
 
 
+def run_header(script: str) -> dict:
+    """When, where and how a side-by-side run started: the head of its report.
+    script: the driver's path relative to the repository root."""
+    import datetime
+    return dict(date=datetime.datetime.now().isoformat(timespec="minutes"), machine=machine(),
+                command="python " + " ".join([script] + sys.argv[1:]))
+
+
+def publish(report: dict, print_table, json_path=None):
+    """Prints the report's table and writes the report as JSON when asked to."""
+    print_table(report)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(report, f, indent=1)
+
+
 def median(values):
     return statistics.median(values)
 

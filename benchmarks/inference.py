@@ -20,8 +20,6 @@ The other contenders use vocab 30,000; all get ids below 5,000.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import re
 import subprocess
@@ -180,9 +178,8 @@ def configurations(pattern):
 
 
 def drive(args):
-    started = datetime.datetime.now()
-    info = harness.machine()
     script = os.path.relpath(os.path.abspath(__file__), harness.ROOT)
+    header = harness.run_header(script)
     workers = {"ceiling": harness.Worker("infer-ceiling", [script, "--worker", "ceiling"])}
     meta = {}
     for label, name, precision, jit in configurations(args.configs):
@@ -224,14 +221,10 @@ def drive(args):
                          latency_samples=len(latency[label]), batch32_s=sec,
                          seq_per_s=32 / sec, gflops=gflops, ceiling_fraction=gflops / ceil,
                          peak_rss_mib=rss[label], batch32_round_medians=batch_times[label]))
-    report = dict(date=started.isoformat(timespec="minutes"), machine=info,
-                  command="python " + " ".join([script] + sys.argv[1:]), seq=SEQ,
+    report = dict(header, seq=SEQ,
                   rounds=args.rounds, forward_gflop_batch32=flops32 / 1e9,
                   ceiling_gflops=ceiling_gflops, rows=rows)
-    print_table(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    harness.publish(report, print_table, args.json)
 
 
 def print_table(report):

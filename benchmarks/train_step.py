@@ -16,7 +16,6 @@ ceiling measured by a worker of the same run, and each worker's peak RSS.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -163,9 +162,8 @@ def configurations(only, pattern, baseline):
 
 def drive(args):
     only = args.only.split(",")
-    started = datetime.datetime.now()
-    info = harness.machine()
     script = os.path.relpath(os.path.abspath(__file__), harness.ROOT)
+    header = harness.run_header(script)
     common = ["--batch", str(args.batch), "--seq", str(args.seq)]
     workers = {"ceiling": harness.Worker("train-ceiling", [script, "--worker", "ceiling"])}
     meta = {}
@@ -203,15 +201,11 @@ def drive(args):
         rows.append(dict(config=label, seconds=sec, spread=[min(times[label]), max(times[label])],
                          seq_per_s=args.batch / sec, gflops=gflops, ceiling_fraction=gflops / ceil,
                          peak_rss_mib=rss[label], round_medians=times[label]))
-    report = dict(date=started.isoformat(timespec="minutes"), machine=info,
-                  command="python " + " ".join([script] + sys.argv[1:]),
+    report = dict(header,
                   batch=args.batch, seq=args.seq, masked=MASKED, rounds=args.rounds,
                   steps_per_round=args.steps, step_gflop=step_flops / 1e9,
                   ceiling_gflops=ceiling_gflops, rows=rows)
-    print_table(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    harness.publish(report, print_table, args.json)
 
 
 def print_table(report):
