@@ -131,3 +131,45 @@ def test_classifier_learns_and_round_trips(tmp_path):
     assert restored.label_names == ["low", "high"]
     regression = AlbertClassifier(config, task_type="regression")
     assert regression(batch).shape == (8, 1)
+
+
+
+def _outputs_loss_grads(model, run, batch):
+    with tf.GradientTape() as tape:
+        out = run(batch)
+        if isinstance(out, dict):
+            loss = model.compute_loss(x=batch, y_pred=out)
+        else:  # classifier logits: any loss that weighs every output differently
+            loss = tf.reduce_sum(out * np.arange(1, out.shape[-1] + 1, dtype="float32"))
+    grads = [tf.cast(tf.convert_to_tensor(g), "float32")
+             for g in tape.gradient(loss, model.trainable_weights)]
+    return tf.nest.flatten(out), float(loss), grads
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_models_compute_their_graph_with_the_last_block_at_the_heads_rows(policy):
+    """AlbertPretrainer and AlbertClassifier skip the last block's unread rows in call().
+    Outputs, loss and every gradient equal those of their functional graph (the full
+    sequence_output, then the heads' gather / the pooler's first row)."""
+    from albert_keras import AlbertClassifier
+    keras.config.set_dtype_policy(policy)
+    # No dropout, so that both ways see the same function.
+    config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    batch = pretraining_batch(config)
+    atol = 1e-5 if policy == "float32" else 2e-2
+    for cls, model in ((AlbertPretrainer, AlbertPretrainer(config)),
+                       (AlbertClassifier, AlbertClassifier(config, num_labels=3, dropout=0.0))):
+        names = model.input_names
+
+        def graph(b, model=model, cls=cls, names=names):  # the functional graph
+            return super(cls, model).call({n: b[n] for n in names}, training=True)
+
+        fast = _outputs_loss_grads(model, lambda b: model(b, training=True), batch)
+        full = _outputs_loss_grads(model, graph, batch)
+        np.testing.assert_allclose(fast[1], full[1], rtol=atol)
+        for got, want in zip(fast[0], full[0]):
+            np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")),
+                                       np.asarray(tf.cast(want, "float32")), atol=atol)
+        assert len(fast[2]) == len(full[2]) == len(model.trainable_weights)
+        for got, want in zip(fast[2], full[2]):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)

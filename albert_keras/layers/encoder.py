@@ -34,6 +34,13 @@ def attention_bias(input_mask):
     return ops.expand_dims(ops.expand_dims((1.0 - mask) * _MASK_BIAS, 1), 1)
 
 
+def _output_shape(x_shape, positions=None):
+    """[batch, seq, H], or [batch, P, H] when only `positions` [batch, P] are computed."""
+    if positions is None:
+        return tuple(x_shape)
+    return (x_shape[0], positions.shape[1], x_shape[-1])
+
+
 def _dense(units, initializer_range, dtype, name, activation=None):
     return keras.layers.Dense(
         units, activation=activation,
@@ -103,11 +110,14 @@ class SelfAttention(keras.layers.Layer):
 
     KERNELS = ("query", "key", "value", "output_dense")
 
-    def call(self, x, input_mask, training=None, kernels=None):
+    def call(self, x, input_mask, training=None, kernels=None, query_positions=None):
         """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
 
         kernels: optional {name: kernel already in the compute dtype} for KERNELS, given
         by SharedEncoder, which casts a shared kernel once for all its uses.
+        query_positions: optional int [batch, P]; the output is then [batch, P, H], the
+        rows of the full output at those positions (keys and values still span all of x),
+        for callers that read only a few positions of the last layer.
         """
         dtype = self.compute_dtype
         if kernels is None:
@@ -115,6 +125,11 @@ class SelfAttention(keras.layers.Layer):
         x = tf.cast(x, dtype)
         batch, seq = tf.shape(x)[0], tf.shape(x)[1]
         x2d = tf.reshape(x, (-1, self.hidden_size))
+        queries, query_len, queries2d = x, seq, x2d
+        if query_positions is not None:
+            queries = tf.gather(x, tf.cast(query_positions, tf.int32), batch_dims=1)
+            query_len = tf.shape(queries)[1]
+            queries2d = tf.reshape(queries, (-1, self.hidden_size))
 
         heads, head_size = self.num_attention_heads, self.head_size
         scale = 1.0 / head_size ** 0.5
@@ -126,13 +141,13 @@ class SelfAttention(keras.layers.Layer):
         # output as value_bias @ W_out, a [H] vector added with the output bias.
         inference = not training
 
-        def project(name, add_bias=True):  # -> [batch, heads, seq, head_size]
+        def project(name, source2d, length, add_bias=True):  # -> [batch, heads, length, d]
             kernel = kernels[name]
             bias = tf.cast(stored_value(getattr(self, name).bias), dtype)
             if name == "query" and fold_scale:
                 # q * scale, as a [H, H] kernel scaling rather than a [tokens, H] one
                 kernel, bias = kernel * tf.cast(scale, dtype), bias * tf.cast(scale, dtype)
-            h = tf.reshape(tf.matmul(x2d, kernel), (batch, seq, heads, head_size))
+            h = tf.reshape(tf.matmul(source2d, kernel), (batch, length, heads, head_size))
             if add_bias:
                 # Added after the reshape on purpose: grappler would otherwise fuse
                 # MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
@@ -141,9 +156,9 @@ class SelfAttention(keras.layers.Layer):
 
         # Batched matmuls on [batch, heads, seq, head_size]: their gradients are plain
         # batched matmuls too, where einsum's were 4x slower on CPU (BENCHMARKS.md).
-        q = project("query")
-        k = project("key", add_bias=not inference)
-        v = project("value", add_bias=not inference)
+        q = project("query", queries2d, query_len)
+        k = project("key", x2d, seq, add_bias=not inference)
+        v = project("value", x2d, seq, add_bias=not inference)
         scores = tf.matmul(q, k, transpose_b=True)
         probs = fused_ops.scaled_masked_softmax(
             scores, attention_bias(input_mask), scale, training=training)  # plain: pre-scaled
@@ -154,11 +169,13 @@ class SelfAttention(keras.layers.Layer):
         if inference:
             extra_bias = tf.linalg.matvec(stored_value(self.output_dense.kernel),
                                           stored_value(self.value.bias), transpose_a=True)
-        return _residual_output(self, x, context, kernels["output_dense"], training,
+        return _residual_output(self, queries, context, kernels["output_dense"], training,
                                 extra_bias)
 
-    def compute_output_shape(self, x_shape, input_mask_shape=None):
-        return x_shape
+    def compute_output_spec(self, x, input_mask, training=None, kernels=None,
+                            query_positions=None):
+        return keras.KerasTensor(_output_shape(x.shape, query_positions),
+                                 dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -261,14 +278,18 @@ class TransformerBlock(keras.layers.Layer):
             self.feed_forward.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, kernels=None):
-        """kernels: optional (attention kernels, FFN kernels), see SelfAttention.call."""
+    def call(self, x, input_mask, training=None, kernels=None, query_positions=None):
+        """kernels: optional (attention kernels, FFN kernels); query_positions: optional
+        int [batch, P] to compute only those output rows. See SelfAttention.call."""
         attention_kernels, feed_forward_kernels = kernels or (None, None)
-        x = self.attention(x, input_mask, training=training, kernels=attention_kernels)
+        x = self.attention(x, input_mask, training=training, kernels=attention_kernels,
+                           query_positions=query_positions)
         return self.feed_forward(x, training=training, kernels=feed_forward_kernels)
 
-    def compute_output_shape(self, x_shape, input_mask_shape=None):
-        return x_shape
+    def compute_output_spec(self, x, input_mask, training=None, kernels=None,
+                            query_positions=None):
+        return keras.KerasTensor(_output_shape(x.shape, query_positions),
+                                 dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -374,12 +395,21 @@ class SharedEncoder(keras.layers.Layer):
             layer.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, return_all_layers=False):
+    def call(self, x, input_mask, training=None, return_all_layers=False,
+             output_positions=None):
         """x: [batch, seq, H]; input_mask: [batch, seq] of 1 (token) / 0 (padding).
 
         Returns the last layer's output, or with return_all_layers a list of L + 1
         tensors: the input followed by every layer's output.
+
+        output_positions: optional int [batch, P]. The output is then the last layer's
+        output at those positions only, [batch, P, H], and the last block computes just
+        those rows: the heads of pretraining and classification read 1 + 20 of 128
+        positions, so most of the last block's work (about 70% of it) is never needed.
         """
+        if return_all_layers and output_positions is not None:
+            raise ValueError("SharedEncoder: return_all_layers and output_positions "
+                             "cannot be used together")
         attention_kernels = self._kernels_per_use(
             self.attention_layers, [a for a, _ in self._pairs], training)
         feed_forward_kernels = self._kernels_per_use(
@@ -391,8 +421,10 @@ class SharedEncoder(keras.layers.Layer):
                 attention, feed_forward = self._pairs[step]
                 kernels = (next(attention_kernels[attention]),
                            next(feed_forward_kernels[feed_forward]))
-                x = self.blocks[self._schedule[step]](x, input_mask, training=training,
-                                                      kernels=kernels)
+                last = step == len(self._schedule) - 1
+                x = self.blocks[self._schedule[step]](
+                    x, input_mask, training=training, kernels=kernels,
+                    query_positions=output_positions if last else None)
                 step += 1
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
@@ -411,8 +443,10 @@ class SharedEncoder(keras.layers.Layer):
                                    for use in range(uses)]))
         return per_owner
 
-    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False):
-        spec = keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False,
+                            output_positions=None):
+        spec = keras.KerasTensor(_output_shape(x.shape, output_positions),
+                                 dtype=self.compute_dtype)
         if return_all_layers:
             return [keras.KerasTensor(x.shape, dtype=self.compute_dtype)
                     for _ in range(self.num_layers + 1)]

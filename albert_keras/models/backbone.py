@@ -66,6 +66,17 @@ class AlbertBackbone(keras.Model):
         self.encoder = encoder
         self.pooler = pooler
 
+    def sequence_output_at(self, inputs, positions, training=None):
+        """sequence_output at `positions` only: int [batch, P] -> [batch, P, H].
+
+        The same rows as gathering the full sequence_output, but the last block
+        computes only them (SharedEncoder's output_positions). The pretraining and
+        classification models read their heads' positions this way.
+        """
+        x = self.embedding(inputs["input_ids"], inputs["segment_ids"], training=training)
+        return self.encoder(x, inputs["input_mask"], training=training,
+                            output_positions=positions)
+
     def get_config(self):
         return {"config": self.config.to_dict(), "output_hidden_states": self.output_hidden_states,
                 "name": self.name, "trainable": self.trainable}

@@ -1,6 +1,7 @@
 """AlbertClassifier: pooled output -> dropout -> Dense(num_labels), for GLUE-style tasks."""
 
 import keras
+from keras import ops
 
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
 
@@ -49,12 +50,24 @@ class AlbertClassifier(keras.Model):
         self.dropout_rate = dropout
         self.label_names = list(label_names) if label_names is not None else None
         self.classifier = head
+        self.classifier_dropout = dropout_layer
 
     def call(self, inputs, training=None):
-        # Batches may carry more features than the graph takes.
-        if isinstance(inputs, dict):
-            inputs = {name: inputs[name] for name in INPUT_NAMES}
-        return super().call(inputs, training=training)
+        """The functional graph's output, with the backbone's last block computing only
+        row 0, the one the pooler reads (AlbertBackbone.sequence_output_at)."""
+        if isinstance(inputs, dict):  # batches may carry more features than the graph takes
+            inputs = {name: inputs[name] for name in self.input_names}
+        else:
+            inputs = dict(zip(self.input_names, inputs))
+        first_row = ops.zeros_like(ops.cast(inputs["input_ids"], "int32")[:, :1])
+        states = self.backbone.sequence_output_at(inputs, first_row, training=training)
+        pooled = self.backbone.pooler(states)
+        logits = self.classifier(self.classifier_dropout(pooled, training=training))
+        return ops.cast(logits, "float32")
+
+    @property
+    def input_names(self):
+        return list(INPUT_NAMES)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),

@@ -75,10 +75,21 @@ class AlbertPretrainer(keras.Model):
         self.sentence_order_accuracy = keras.metrics.Mean(name="sentence_order_accuracy")
 
     def call(self, inputs, training=None):
-        # Batches carry labels beside the inputs; the graph takes only its inputs.
-        if isinstance(inputs, dict):
+        """The functional graph's outputs, computed with less work: the heads read row 0
+        (the pooler's [CLS]) and the masked positions, so the backbone's last block
+        computes only those rows (AlbertBackbone.sequence_output_at). The layers and
+        weights are the graph's; only the last block's unused rows are skipped."""
+        if isinstance(inputs, dict):  # batches carry labels beside the inputs
             inputs = {name: inputs[name] for name in self.input_names}
-        return super().call(inputs, training=training)
+        else:
+            inputs = dict(zip(self.input_names, inputs))
+        positions = ops.cast(inputs["masked_lm_positions"], "int32")
+        rows = ops.concatenate([ops.zeros_like(positions[:, :1]), positions], axis=1)
+        states = self.backbone.sequence_output_at(inputs, rows, training=training)
+        return {
+            "mlm_logits": self.mlm_head.from_gathered(states[:, 1:]),
+            "sop_logits": self.sop_head(self.backbone.pooler(states), training=training),
+        }
 
     @property
     def input_names(self):
