@@ -146,6 +146,16 @@ def forward_flops(cfg, batch: int, seq: int, masked: int = 0, heads: bool = Fals
     return float(flops)
 
 
+def last_block_skipped_flops(cfg, batch: int, seq: int, rows: int) -> float:
+    """Forward FLOPs that a model computing its last block at only `rows` positions per
+    sequence (ours in training: [CLS] + the masked positions) does not execute: the
+    query and output projections, the FFN and the attention of the other seq - rows
+    positions. Keys and values are still computed for every position."""
+    h, i = cfg["hidden_size"], cfg["intermediate_size"]
+    skipped_tokens = batch * (seq - rows)
+    return float(2 * skipped_tokens * (2 * h * h + 2 * h * i) + 2 * 2 * skipped_tokens * seq * h)
+
+
 def matmul_ceiling_worker():
     """Worker: GFLOP/s of tf.matmul 4096 x 4096 in float32 and bfloat16."""
     import tensorflow as tf
