@@ -126,6 +126,15 @@ def bias_placement_pair():
                         + tf.reshape(bias, (12, 64))))
 
 
+def cross_entropy_pair():
+    logits = random(160, 30000, dtype=tf.float32)  # 8 x 20 masked positions, V = 30k
+    labels = tf.random.uniform((160,), 0, 30000, tf.int32)
+    loss = lambda lg: fused_ops.sparse_softmax_cross_entropy(labels, lg, training=True)  # noqa: E731
+    return ("MLM cross entropy, [160, 30000] float32 logits, fwd+bwd",
+            with_gradient(fusion("plain", loss), [logits]),
+            with_gradient(fusion("xla", loss), [logits]))
+
+
 def gemm_rates(rounds, calls):
     """bf16 GFLOP/s of one oneDNN matmul at the shapes of a batch-8 x 128 training step."""
     rates = {}
@@ -144,7 +153,7 @@ def gemm_rates(rounds, calls):
 
 
 PAIRS = (gelu_pair, layer_norm_pair, softmax_pair, attention_pair, shared_cast_pair,
-         bias_placement_pair)
+         bias_placement_pair, cross_entropy_pair)
 
 
 def main():

@@ -247,3 +247,51 @@ def cast_for_uses(kernel, dtype, uses, training=None):
         return [tf.identity(cast) for _ in range(uses)], grad
 
     return fan_out(kernel)
+
+
+# --- sparse softmax cross entropy (the MLM loss) -------------------------------------
+
+@tf.function(jit_compile=True, autograph=False)
+def _cross_entropy_forward(logits, labels):
+    logits = _f32(logits)
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)
+    log_sum_exp = top + tf.math.log(tf.reduce_sum(tf.exp(logits - top), axis=-1, keepdims=True))
+    vocab = tf.shape(logits)[-1]
+    valid = (labels >= 0) & (labels < vocab)
+    picked = tf.gather(logits, tf.clip_by_value(labels, 0, vocab - 1)[:, None],
+                       batch_dims=1)[:, 0]
+    nan = tf.constant(float("nan"), tf.float32)
+    return tf.where(valid, log_sum_exp[:, 0] - picked, nan), log_sum_exp
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _cross_entropy_backward(logits, labels, log_sum_exp, upstream):
+    probs = tf.exp(_f32(logits) - log_sum_exp)
+    target = tf.one_hot(labels, tf.shape(logits)[-1], dtype=tf.float32)
+    return tf.cast((probs - target) * upstream[:, None], logits.dtype)
+
+
+def sparse_softmax_cross_entropy(labels, logits, training=None):
+    """Per-row -log softmax(logits)[label], in float32. labels: int [...]; logits: [..., V].
+
+    TensorFlow's fused op writes the [rows, V] gradient in the forward pass and is
+    single-pass slow on CPU; the XLA form reads the logits twice and writes the
+    gradient only in the backward pass (from the saved log-sum-exp). A label outside
+    [0, V) gives a NaN loss, as TensorFlow's op does on GPU (on CPU it raises).
+    """
+    labels = tf.cast(labels, tf.int32)
+    if not use_xla(training):
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, _f32(logits))
+    batch_shape = tf.shape(labels)
+    flat_labels = tf.reshape(labels, (-1,))
+
+    @tf.custom_gradient
+    def fused(flat_logits):
+        losses, log_sum_exp = _cross_entropy_forward(flat_logits, flat_labels)
+
+        def grad(upstream):
+            return _cross_entropy_backward(flat_logits, flat_labels, log_sum_exp, upstream)
+        return losses, grad
+
+    losses = fused(tf.reshape(logits, (-1, tf.shape(logits)[-1])))
+    return tf.reshape(losses, batch_shape)

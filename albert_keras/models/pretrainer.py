@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from albert_keras.layers import MaskedLMHead, SentenceOrderHead
+from albert_keras.layers import MaskedLMHead, SentenceOrderHead, fused_ops
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
 
 LABEL_NAMES = ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
@@ -105,8 +105,8 @@ class AlbertPretrainer(keras.Model):
         mlm_weights = ops.cast(x["masked_lm_weights"], "float32")
         sop_labels = ops.cast(ops.reshape(x["next_sentence_labels"], (-1,)), "int32")
 
-        mlm_losses = keras.losses.sparse_categorical_crossentropy(
-            mlm_ids, mlm_logits, from_logits=True)
+        mlm_losses = fused_ops.sparse_softmax_cross_entropy(mlm_ids, mlm_logits,
+                                                            training=training)
         global_weight = _sum_over_replicas(ops.sum(mlm_weights))
         mlm_loss = ops.sum(mlm_losses * mlm_weights) / ops.maximum(global_weight, 1e-5)
 
