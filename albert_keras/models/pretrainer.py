@@ -79,10 +79,9 @@ class AlbertPretrainer(keras.Model):
         (the pooler's [CLS]) and the masked positions, so the backbone's last block
         computes only those rows (AlbertBackbone.sequence_output_at). The layers and
         weights are the graph's; only the last block's unused rows are skipped."""
-        if isinstance(inputs, dict):  # batches carry labels beside the inputs
-            inputs = {name: inputs[name] for name in self.input_names}
-        else:
-            inputs = dict(zip(self.input_names, inputs))
+        if not isinstance(inputs, dict):  # positional inputs: the graph matches them
+            return super().call(inputs, training=training)
+        inputs = {name: inputs[name] for name in self.input_names}  # batches carry labels
         positions = ops.cast(inputs["masked_lm_positions"], "int32")
         rows = ops.concatenate([ops.zeros_like(positions[:, :1]), positions], axis=1)
         states = self.backbone.sequence_output_at(inputs, rows, training=training)
