@@ -182,9 +182,7 @@ class AlbertServingModule(tf.Module):
 
     def _sentence_order(self, text_a, text_b):
         features = self.pack(text_a, text_b)
-        first_row = tf.zeros_like(features["input_ids"][:, :1])  # all the pooler reads
-        pooled = self.backbone.pooler(
-            self.backbone.sequence_output_at(features, first_row, training=False))
+        pooled = self.backbone.pooled_output_alone(features, training=False)
         logits = tf.cast(self.model.sop_head(pooled, training=False), tf.float32)
         # Class 0 is "segments in their original order".
         return {"original_order_probability": tf.nn.softmax(logits)[:, 0],

@@ -1,6 +1,7 @@
 """AlbertBackbone: token ids in, sequence and pooled representations out."""
 
 import keras
+from keras import ops
 
 from albert_keras.config import AlbertConfig
 from albert_keras.layers import FactorizedEmbedding, Pooler, SharedEncoder
@@ -76,6 +77,11 @@ class AlbertBackbone(keras.Model):
         x = self.embedding(inputs["input_ids"], inputs["segment_ids"], training=training)
         return self.encoder(x, inputs["input_mask"], training=training,
                             output_positions=positions)
+
+    def pooled_output_alone(self, inputs, training=None):
+        """pooled_output alone: the last block computes only row 0, all the pooler reads."""
+        first_row = ops.zeros_like(ops.cast(inputs["input_ids"], "int32")[:, :1])
+        return self.pooler(self.sequence_output_at(inputs, first_row, training=training))
 
     def get_config(self):
         return {"config": self.config.to_dict(), "output_hidden_states": self.output_hidden_states,

@@ -54,14 +54,12 @@ class AlbertClassifier(keras.Model):
 
     def call(self, inputs, training=None):
         """The functional graph's output, with the backbone's last block computing only
-        row 0, the one the pooler reads (AlbertBackbone.sequence_output_at)."""
+        row 0, the one the pooler reads (AlbertBackbone.pooled_output_alone)."""
         if not isinstance(inputs, dict):  # positional inputs: the graph matches them
             return super().call(inputs, training=training)
         # Batches may carry more features than the graph takes.
         inputs = {name: inputs[name] for name in self.input_names}
-        first_row = ops.zeros_like(ops.cast(inputs["input_ids"], "int32")[:, :1])
-        states = self.backbone.sequence_output_at(inputs, first_row, training=training)
-        pooled = self.backbone.pooler(states)
+        pooled = self.backbone.pooled_output_alone(inputs, training=training)
         logits = self.classifier(self.classifier_dropout(pooled, training=training))
         return ops.cast(logits, "float32")
 
