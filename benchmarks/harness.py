@@ -131,16 +131,24 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def _block_flops(cfg, seq: int, tokens: int, query_tokens: int) -> float:
+    """One encoder block: keys and values of `tokens`; queries, attention, output
+    projection and FFN of `query_tokens` (all of them unless rows are skipped)."""
+    h, i = cfg["hidden_size"], cfg["intermediate_size"]
+    return (2 * tokens * 2 * h * h + 2 * query_tokens * (2 * h * h + 2 * h * i)
+            + 2 * 2 * query_tokens * seq * h)
+
+
 # One forward pass of ALBERT at (batch, seq) with the MLM head at P masked positions,
 # in multiply-adds x 2. The same nominal count is used for every contender ("model
 # FLOPs"): work a contender does beyond it (transformers' MLM head over all positions)
 # lowers its achieved rate instead of raising it.
 def forward_flops(cfg, batch: int, seq: int, masked: int = 0, heads: bool = False) -> float:
-    h, i, e, v, layers = (cfg["hidden_size"], cfg["intermediate_size"],
-                          cfg["embedding_size"], cfg["vocab_size"], cfg["num_hidden_layers"])
+    h, e, v, layers = (cfg["hidden_size"], cfg["embedding_size"], cfg["vocab_size"],
+                       cfg["num_hidden_layers"])
     tokens = batch * seq
-    per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * batch * seq * seq * h
-    flops = layers * per_layer + 2 * tokens * e * h + 2 * batch * h * h  # + projection, pooler
+    flops = layers * _block_flops(cfg, seq, tokens, tokens)
+    flops += 2 * tokens * e * h + 2 * batch * h * h  # + projection, pooler
     if heads:
         flops += 2 * batch * masked * (h * e + e * v) + 2 * batch * h * 2
     return float(flops)
@@ -148,12 +156,10 @@ def forward_flops(cfg, batch: int, seq: int, masked: int = 0, heads: bool = Fals
 
 def last_block_skipped_flops(cfg, batch: int, seq: int, rows: int) -> float:
     """Forward FLOPs that a model computing its last block at only `rows` positions per
-    sequence (ours in training: [CLS] + the masked positions) does not execute: the
-    query and output projections, the FFN and the attention of the other seq - rows
-    positions. Keys and values are still computed for every position."""
-    h, i = cfg["hidden_size"], cfg["intermediate_size"]
-    skipped_tokens = batch * (seq - rows)
-    return float(2 * skipped_tokens * (2 * h * h + 2 * h * i) + 2 * 2 * skipped_tokens * seq * h)
+    sequence (ours in training: [CLS] + the masked positions) does not execute."""
+    tokens = batch * seq
+    return float(_block_flops(cfg, seq, tokens, tokens)
+                 - _block_flops(cfg, seq, tokens, batch * rows))
 
 
 def matmul_ceiling_worker():
