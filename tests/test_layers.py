@@ -201,6 +201,10 @@ def test_layers_under_mixed_precision(policy):
         assert w.dtype == "float32"  # variables stay float32
 
 
+# Rows the heads read: [CLS], masked positions (one repeated, one on padding).
+ROW_POSITIONS = np.array([[0, 2, 3, 3], [0, 1, 4, 4]], "int32")
+
+
 def _encoder_grads(encoder, x, mask, weights, positions=None):
     """(rows, gradients of sum(rows * weights) w.r.t. x and every encoder weight)."""
     import tensorflow as tf
@@ -214,10 +218,6 @@ def _encoder_grads(encoder, x, mask, weights, positions=None):
             rows = encoder(x, mask, training=True, output_positions=positions)
         loss = tf.reduce_sum(rows * weights)
     return rows, tape.gradient(loss, [x] + encoder.trainable_weights)
-
-
-# Rows the heads read: [CLS], masked positions (one repeated, one on padding).
-ROW_POSITIONS = np.array([[0, 2, 3, 3], [0, 1, 4, 4]], "int32")
 
 
 @pytest.mark.parametrize("sharing,fusion", [("all", "xla"), ("all", "plain"),
