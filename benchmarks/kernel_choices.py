@@ -67,6 +67,15 @@ def layer_norm_pair():
             with_gradient(fusion("xla", norm), [x, y] + params))
 
 
+def row_statistics_pair():
+    x, y = random(1024, 768), random(1024, 768)
+    params = [random(768, dtype=tf.float32) for _ in range(3)]
+    kernel = fused_ops._residual_layer_norm_kernel
+    return ("LayerNorm kernel's row sums: XLA reduction vs product with a ones vector, fwd+bwd",
+            with_gradient(kernel(1e-12, by_matvec=False), [x, y] + params),
+            with_gradient(kernel(1e-12, by_matvec=True), [x, y] + params))
+
+
 def softmax_pair():
     scores = random(8, 12, 128, 128)
     mask_bias = tf.zeros((8, 1, 1, 128))
@@ -152,7 +161,7 @@ def gemm_rates(rounds, calls):
     return rates
 
 
-PAIRS = (gelu_pair, layer_norm_pair, softmax_pair, attention_pair, shared_cast_pair,
+PAIRS = (gelu_pair, layer_norm_pair, row_statistics_pair, softmax_pair, attention_pair, shared_cast_pair,
          bias_placement_pair, cross_entropy_pair)
 
 

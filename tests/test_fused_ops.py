@@ -76,6 +76,24 @@ def test_residual_layer_norm_values_and_gradients():
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_row_statistics_by_matvec_equal_reductions():
+    # On a CPU-only host the kernels take last-axis sums as products with a ones
+    # vector; both forms of the LayerNorm kernel must give the same values and gradients.
+    assert fused_ops._reduce_by_matvec()  # this machine has no GPU or TPU
+    rows = tf.constant(RNG.normal(size=(3, 9, 768)).astype("float32") * 4 + 2)
+    np.testing.assert_allclose(fused_ops._last_axis_sum(rows, by_matvec=True),
+                               tf.reduce_sum(rows, axis=-1, keepdims=True), rtol=1e-5)
+    x, y, upstream = (RNG.normal(size=(2, 5, 64)).astype("float32") for _ in range(3))
+    bias, gamma, beta = (RNG.normal(size=(64,)).astype("float32") for _ in range(3))
+    results = [gradients(fused_ops._residual_layer_norm_kernel(1e-6, by_matvec),
+                         [x, y, bias, gamma, beta], upstream) for by_matvec in (True, False)]
+    np.testing.assert_allclose(results[0][0], results[1][0], atol=1e-5)
+    np.testing.assert_allclose(results[0][0], layer_norm_reference(x, y, bias, gamma, beta, 1e-6),
+                               atol=2e-5)
+    for got, expected in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_scaled_masked_softmax_values_and_gradients():
     scores = RNG.normal(size=(2, 3, 5, 5)).astype("float32") * 3
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "float32")
