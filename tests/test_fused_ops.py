@@ -94,6 +94,31 @@ def test_row_statistics_by_matvec_equal_reductions():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_kernels_trace_with_a_dynamic_sequence_length():
+    # Batches padded to their longest sequence leave the key axis unknown when traced.
+    scores = RNG.normal(size=(2, 3, 5, 5)).astype("float32")
+    mask_bias = np.zeros((2, 1, 1, 5), "float32")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3, None, None]),
+                                  tf.TensorSpec([None, 1, 1, None])])
+    def softmax(s, b):
+        with tf.GradientTape() as tape:
+            tape.watch(s)
+            probs = fused_ops.scaled_masked_softmax(s, b, 0.5, training=True)
+            loss = tf.reduce_sum(probs * s)
+        return probs, tape.gradient(loss, s)
+
+    fused_ops.set_fusion("xla")
+    probs, grad = softmax(scores, mask_bias)
+    expected = tf.nn.softmax(scores * 0.5, axis=-1)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    with tf.GradientTape() as tape:
+        s = tf.constant(scores)
+        tape.watch(s)
+        loss = tf.reduce_sum(tf.nn.softmax(s * 0.5, axis=-1) * s)
+    np.testing.assert_allclose(grad, tape.gradient(loss, s), atol=1e-5)
+
+
 def test_scaled_masked_softmax_values_and_gradients():
     scores = RNG.normal(size=(2, 3, 5, 5)).astype("float32") * 3
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "float32")

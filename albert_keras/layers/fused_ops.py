@@ -90,17 +90,18 @@ def _reduce_by_matvec():
 
 
 def _last_axis_sum(x, by_matvec=None):
-    """sum(x, axis=-1, keepdims=True) of float32 x with a static last dimension.
+    """sum(x, axis=-1, keepdims=True) of float32 x (any rank; the last axis may be
+    dynamic, e.g. the keys of a batch padded to its longest sequence).
 
     by_matvec: None for this host's choice (_reduce_by_matvec), or a forced one.
     """
     if not (_reduce_by_matvec() if by_matvec is None else by_matvec):
         return tf.reduce_sum(x, axis=-1, keepdims=True)
-    return tf.matmul(x, tf.ones((x.shape[-1], 1), x.dtype))
+    return tf.matmul(x, tf.ones(tf.stack([tf.shape(x)[-1], 1]), x.dtype))
 
 
 def _last_axis_mean(x, by_matvec=None):
-    return _last_axis_sum(x, by_matvec) * (1.0 / x.shape[-1])
+    return _last_axis_sum(x, by_matvec) / tf.cast(tf.shape(x)[-1], x.dtype)
 
 
 # --- bias + activation -------------------------------------------------------------
