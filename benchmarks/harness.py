@@ -122,8 +122,22 @@ def publish(report: dict, print_table, json_path=None):
             json.dump(report, f, indent=1)
 
 
+def load_report(json_path):
+    """A report written by publish(), for --table."""
+    with open(json_path) as f:
+        return json.load(f)
+
+
 def median(values):
     return statistics.median(values)
+
+
+def paired_ratio(slow_rounds, fast_rounds):
+    """How many times faster `fast` is than `slow`, from their per-round times of one run:
+    (ratio of the medians, median of the per-round ratios). The second pairs each round
+    with itself, so load that drifts over a run cancels out of it."""
+    return (median(slow_rounds) / median(fast_rounds),
+            median([s / f for s, f in zip(slow_rounds, fast_rounds)]))
 
 
 def percentile(values, q):

@@ -16,7 +16,6 @@ ceiling measured by a worker of the same run, and each worker's peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -236,8 +235,7 @@ def print_table(report):
 
 def _paired_ratio(slow, fast):
     """(ratio of medians, median of per-round ratios): how many times faster `fast` is."""
-    return (slow["seconds"] / fast["seconds"],
-            harness.median([s / f for s, f in zip(slow["round_medians"], fast["round_medians"])]))
+    return harness.paired_ratio(slow["round_medians"], fast["round_medians"])
 
 
 def print_targets(report, best_hub):
@@ -283,8 +281,7 @@ def main():
     parser.add_argument("--table", default=None, help="only print the table of a --json file")
     args = parser.parse_args()
     if args.table:
-        with open(args.table) as f:
-            print_table(json.load(f))
+        print_table(harness.load_report(args.table))
     else:
         worker(args) if args.worker else drive(args)
 
