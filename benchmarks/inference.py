@@ -11,10 +11,13 @@ seconds per call -> sequences/s. Workers load and warm up once, then the driver
 interleaves them round by round (harness.py).
 
 The SavedModel is exported by serving.export.export from a base-size backbone with
-random weights. Its vocab_size is that of runs/demo/vocab/spm.model (5,000 pieces;
-the export checks that the tokenizer fits the model), not 30,000: the encode signature
-takes ids, and the vocabulary size does not change the cost of the embedding lookup.
-The other contenders use vocab 30,000; all get ids below 5,000.
+random weights: "savedmodel/<precision>/nojit" is the default export (plain TensorFlow
+ops), "savedmodel/<precision>/xla" the export with --kernels xla (XLA-compiled
+element-wise kernels between oneDNN's matmuls, which TF Serving runs with
+--xla_cpu_compilation_enabled=true). Its vocab_size is that of runs/demo/vocab/spm.model
+(5,000 pieces; the export checks that the tokenizer fits the model), not 30,000: the
+encode signature takes ids, and the vocabulary size does not change the cost of the
+embedding lookup. The other contenders use vocab 30,000; all get ids below 5,000.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def make_inputs(batch, seq=SEQ, seed=0):
 
 
 # ------------------------------------------------------------------ contenders
-def export_savedmodel(directory, precision):
+def export_savedmodel(directory, precision, kernels):
     """Runs in its own process: the dtype policy is global."""
     import keras
     import sentencepiece
@@ -62,7 +65,7 @@ def export_savedmodel(directory, precision):
     proto = read_model_proto(SPM_MODEL)
     vocab = sentencepiece.SentencePieceProcessor(model_proto=proto).get_piece_size()
     model = AlbertBackbone(AlbertConfig.from_dict(dict(BASE, vocab_size=vocab)))
-    print(export(model, proto, directory, version=1, max_seq_length=SEQ))
+    print(export(model, proto, directory, version=1, max_seq_length=SEQ, kernels=kernels))
 
 
 def savedmodel_forward(precision, jit):
@@ -71,7 +74,8 @@ def savedmodel_forward(precision, jit):
 
     directory = tempfile.mkdtemp(prefix="albert-bench-savedmodel-")
     subprocess.run([sys.executable, os.path.abspath(__file__), "--export", directory,
-                    "--precision", precision], check=True, stdout=sys.stderr)
+                    "--precision", precision, "--jit", str(int(jit))],
+                   check=True, stdout=sys.stderr)
     encode = tf.saved_model.load(os.path.join(directory, "1")).signatures["encode"]
 
     def forward(inputs):
@@ -168,7 +172,7 @@ def worker(args):
 
 # ------------------------------------------------------------------ driver
 def configurations(pattern):
-    grid = [("savedmodel", (0,)), ("ours", (0, 1)), ("keras_hub", (0, 1)), ("transformers", (0,))]
+    grid = [("savedmodel", (0, 1)), ("ours", (0, 1)), ("keras_hub", (0, 1)), ("transformers", (0,))]
     for name, jits in grid:
         for precision in ("float32", "mixed_bfloat16"):
             for jit in jits:
@@ -233,16 +237,40 @@ def print_table(report):
           "matmul ceiling " + ", ".join(f"{k} {v:.0f} GFLOP/s"
                                         for k, v in report["ceiling_gflops"].items()))
     hub = [r for r in report["rows"] if r["config"].startswith("keras_hub")]
-    best_tput = max((r["seq_per_s"] for r in hub), default=float("nan"))
+    fastest_hub = max(hub, key=lambda r: r["seq_per_s"]) if hub else None
     best_p50 = min((r["p50_ms"] for r in hub), default=float("nan"))
     print("| config | batch 1 p50 ms | p99 ms | batch 32 s | seq/s | GFLOP/s | of ceiling "
-          "| seq/s vs keras-hub best | p50 vs keras-hub best | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| seq/s vs keras-hub best: ratio of medians | median of per-round ratios "
+          "| p50 vs keras-hub best | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["rows"]:
+        ratio, paired = (f"{x:.2f}x" for x in _throughput_ratio(fastest_hub, r)) \
+            if fastest_hub else ("-", "-")
         print(f"| {r['config']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['batch32_s']:.3f} "
               f"| {r['seq_per_s']:.1f} | {r['gflops']:.0f} | {100 * r['ceiling_fraction']:.0f}% "
-              f"| {r['seq_per_s'] / best_tput:.2f}x | {r['p50_ms'] / best_p50:.2f}x "
+              f"| {ratio} | {paired} | {r['p50_ms'] / best_p50:.2f}x "
               f"| {r['peak_rss_mib']:.0f} |")
+    print_targets(report, fastest_hub, best_p50)
+
+
+def _throughput_ratio(slow, fast):
+    """(ratio of medians, median per-round ratio) of batch-32 throughput, fast over slow."""
+    return harness.paired_ratio(slow["batch32_round_medians"], fast["batch32_round_medians"])
+
+
+def print_targets(report, fastest_hub, best_hub_p50):
+    """Issue 6's inference targets, read off the rows of this run, for each export."""
+    exports = [r for r in report["rows"] if r["config"].startswith("savedmodel/")]
+    if not exports or not fastest_hub:
+        return
+    print("\ntargets:")
+    for export in exports:
+        print(f"- batch 32: {export['config']} vs keras-hub fastest {fastest_hub['config']}: "
+              "%.2fx of medians, %.2fx median per-round ratio (target 1.3x)"
+              % _throughput_ratio(fastest_hub, export))
+    for export in exports:
+        print(f"- batch 1: {export['config']} p50 {export['p50_ms']:.1f} ms vs keras-hub's "
+              f"lowest {best_hub_p50:.1f} ms (target: lower)")
 
 
 def main():
@@ -256,9 +284,12 @@ def main():
     parser.add_argument("--export", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--table", default=None, help="only print the table of a --json file")
     args = parser.parse_args()
-    if args.export:
-        export_savedmodel(args.export, args.precision)
+    if args.table:
+        print_table(harness.load_report(args.table))
+    elif args.export:
+        export_savedmodel(args.export, args.precision, "xla" if args.jit else "plain")
     elif args.worker:
         worker(args)
     else:

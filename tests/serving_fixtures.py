@@ -71,20 +71,25 @@ def build_model(kind: str):
     return AlbertBackbone(config)
 
 
-@functools.lru_cache(maxsize=None)
-def exported(kind: str):
+def exported(kind: str, kernels: str = "plain"):
     """(model, export_base, version_dir) for "pretrainer", "classifier" or "backbone".
 
     The pretrainer and classifier go through the CLI from a saved .keras file, as a user
-    would; the backbone through serving.export.export().
+    would; the backbone through serving.export.export(). kernels="xla" exports the same
+    model (the plain export's) again with XLA kernels, through the CLI.
     """
+    return _export_once(kind, kernels)  # one cache key however kernels is passed
+
+
+@functools.lru_cache(maxsize=None)
+def _export_once(kind: str, kernels: str):
     from serving import export as export_lib
 
-    model = build_model(kind)
-    root = tempfile.mkdtemp(prefix=f"albert_export_{kind}_")
+    model = build_model(kind) if kernels == "plain" else exported(kind)[0]
+    root = tempfile.mkdtemp(prefix=f"albert_export_{kind}_{kernels}_")
     atexit.register(shutil.rmtree, root, True)
     export_base = os.path.join(root, "saved_models", f"albert_{kind}")
-    if kind == "backbone":
+    if kind == "backbone" and kernels == "plain":
         version_dir = export_lib.export(model, model_proto(), export_base,
                                         max_seq_length=MAX_SEQ_LENGTH)
     else:
@@ -93,7 +98,7 @@ def exported(kind: str):
         model.save(os.path.join(run_dir, "final_model.keras"))
         code = export_lib.main(["--model", run_dir, "--spm_model", spm_model_path(),
                                 "--export_base", export_base,
-                                "--max_seq_length", str(MAX_SEQ_LENGTH)])
+                                "--max_seq_length", str(MAX_SEQ_LENGTH), "--kernels", kernels])
         assert code == 0
         version_dir = os.path.join(export_base, "1")
     return model, export_base, version_dir

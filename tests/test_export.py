@@ -18,6 +18,9 @@ from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, bui
                               exported, model_proto, spm_model_path)
 
 KINDS = ("pretrainer", "classifier", "backbone")
+# Exports with --kernels xla: the pretrainer's signatures cover encode, fill_mask,
+# sentence_order and the embeddings; the classifier's classify.
+XLA_KINDS = ("pretrainer", "classifier")
 ATOL = 1e-5
 
 # Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
@@ -129,7 +132,7 @@ def fresh_process_outputs(tmp_path_factory):
     np.savez(inputs_path, **{f"{sig}.{name}": value for sig, inputs in SIGNATURE_INPUTS.items()
                              for name, value in inputs.items()},
              **{"serving_default.text": SIGNATURE_INPUTS["embed"]["text"]})
-    dirs = [exported(kind)[2] for kind in KINDS]
+    dirs = [exported(kind)[2] for kind in KINDS] + [exported(kind, "xla")[2] for kind in XLA_KINDS]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_CODE, str(inputs_path), str(out_path), *dirs],
@@ -138,9 +141,13 @@ def fresh_process_outputs(tmp_path_factory):
     return dict(np.load(out_path, allow_pickle=True))
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_signature_matches_keras_in_a_fresh_process(kind, fresh_process_outputs):
-    model, _, version_dir = exported(kind)
+@pytest.mark.parametrize("kind, kernels", [(kind, "plain") for kind in KINDS]
+                         + [(kind, "xla") for kind in XLA_KINDS])
+def test_every_signature_matches_keras_in_a_fresh_process(kind, kernels, fresh_process_outputs):
+    model, _, version_dir = exported(kind, kernels)
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as graph:
+        # XLA kernels are functions marked for compilation; plain exports have none.
+        assert (b"_XlaMustCompile" in graph.read()) == (kernels == "xla")
     names = SIGNATURES[kind]
     found = {key.split("|")[1] for key in fresh_process_outputs
              if key.startswith(version_dir + "|")}
