@@ -82,8 +82,8 @@ def _reduce_by_matvec():
 
     XLA's CPU backend rewrites a row reduction into a tree of reduce-window passes,
     each a separate loop over memory; a product with a ones vector is one pass through
-    its GEMV and took the LayerNorm kernels from 5.4 to 3.6 ms fwd+bwd at [1024, 768]
-    (BENCHMARKS.md). Only on CPU hosts: float32 dots on GPU (TF32) and TPU (bf16
+    its GEMV and took the LayerNorm kernel from 3.19 to 2.29 ms fwd+bwd at [1024, 768]
+    (benchmarks/kernel_choices.py, BENCHMARKS.md). Only on CPU hosts: float32 dots on GPU (TF32) and TPU (bf16
     passes) round their inputs, which statistics must not.
     """
     return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
@@ -227,7 +227,7 @@ def _softmax_backward(probs, scale, upstream):
 def _fused_softmax(scores, mask_bias, scale):
     # The gradient reads the probabilities the forward pass wrote (kept anyway for
     # the probabilities x values product) instead of recomputing them from the
-    # scores: 2.5 ms less per layer at base size, and the scores need not be kept.
+    # scores: no exp or max in the backward pass, and the scores need not be kept.
     probs = _softmax_forward(scores, mask_bias, scale)
 
     def grad(upstream):
