@@ -11,7 +11,7 @@ half-written version. An interrupted export leaves at most a .tmp-* directory be
 --kernels: "plain" (the default) exports TensorFlow ops only, which any TF Serving
 runs. "xla" exports the encoder's element-wise work (bias + GELU, residual + LayerNorm,
 softmax) as XLA-compiled kernels between oneDNN's matmuls, the training kernels of
-albert_keras.layers.fused_ops: about 1.2x the throughput on CPU (BENCHMARKS.md), but
+albert_keras.layers.fused_ops: 1.15-1.24x the throughput on CPU (BENCHMARKS.md), but
 TF Serving must then run with --xla_cpu_compilation_enabled=true, or the version fails
 at its warm-up requests. Meant for CPU servers: the kernels' row statistics are
 products with a ones vector when the exporting host has no GPU or TPU.
@@ -123,7 +123,7 @@ def parse_args(argv=None):
     parser.add_argument("--model_name", default=None,
                         help="model name in the warmup requests (default: export_base's name)")
     parser.add_argument("--kernels", choices=KERNELS, default="plain",
-                        help="xla: XLA-compiled element-wise kernels, ~1.2x faster on CPU; "
+                        help="xla: XLA-compiled element-wise kernels, 1.15-1.24x faster on CPU; "
                              "needs tensorflow_model_server --xla_cpu_compilation_enabled=true")
     return parser.parse_args(argv)
 
