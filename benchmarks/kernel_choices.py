@@ -161,8 +161,8 @@ def gemm_rates(rounds, calls):
     return rates
 
 
-PAIRS = (gelu_pair, layer_norm_pair, row_statistics_pair, softmax_pair, attention_pair, shared_cast_pair,
-         bias_placement_pair, cross_entropy_pair)
+PAIRS = (gelu_pair, layer_norm_pair, row_statistics_pair, softmax_pair, attention_pair,
+         shared_cast_pair, bias_placement_pair, cross_entropy_pair)
 
 
 def main():

@@ -83,25 +83,29 @@ def _reduce_by_matvec():
     XLA's CPU backend rewrites a row reduction into a tree of reduce-window passes,
     each a separate loop over memory; a product with a ones vector is one pass through
     its GEMV and took the LayerNorm kernel from 3.19 to 2.29 ms fwd+bwd at [1024, 768]
-    (benchmarks/kernel_choices.py, BENCHMARKS.md). Only on CPU hosts: float32 dots on GPU (TF32) and TPU (bf16
-    passes) round their inputs, which statistics must not.
+    (benchmarks/kernel_choices.py, BENCHMARKS.md). Only on CPU hosts: float32 dots on
+    GPU (TF32) and TPU (bf16 passes) round their inputs, which statistics must not.
     """
     return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
+def _by_matvec(choice):
+    """choice: None for this host's (_reduce_by_matvec), or a forced True / False."""
+    return _reduce_by_matvec() if choice is None else choice
+
+
 def _last_axis_sum(x, by_matvec=None):
     """sum(x, axis=-1, keepdims=True) of float32 x (any rank; the last axis may be
-    dynamic, e.g. the keys of a batch padded to its longest sequence).
-
-    by_matvec: None for this host's choice (_reduce_by_matvec), or a forced one.
-    """
-    if not (_reduce_by_matvec() if by_matvec is None else by_matvec):
+    dynamic, e.g. the keys of a batch padded to its longest sequence)."""
+    if not _by_matvec(by_matvec):
         return tf.reduce_sum(x, axis=-1, keepdims=True)
     return tf.matmul(x, tf.ones(tf.stack([tf.shape(x)[-1], 1]), x.dtype))
 
 
 def _last_axis_mean(x, by_matvec=None):
-    return _last_axis_sum(x, by_matvec) / tf.cast(tf.shape(x)[-1], x.dtype)
+    if not _by_matvec(by_matvec):
+        return tf.reduce_mean(x, axis=-1, keepdims=True)
+    return _last_axis_sum(x, True) / tf.cast(tf.shape(x)[-1], x.dtype)
 
 
 # --- bias + activation -------------------------------------------------------------
