@@ -1,7 +1,8 @@
 """ALBERT (A Lite BERT) in TensorFlow 2 / Keras 3.
 
-albert_keras.data (pipelines) and albert_keras.tokenizer import tensorflow_text and
-are imported on their own: `from albert_keras.data import pretraining_dataset`.
+albert_keras.data (pipelines), albert_keras.vocabulary (SentencePiece) and
+albert_keras.tokenizer (tensorflow_text) are imported on their own:
+`from albert_keras.data import pretraining_dataset`.
 """
 
 from albert_keras import convert, optimization

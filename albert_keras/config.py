@@ -12,11 +12,58 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 
+from albert_keras import atomic_file
+
 ACTIVATIONS = ("gelu_tanh", "gelu_erf", "relu", "tanh", "silu", "linear")
+
+# Cross-layer sharing (the paper's Table 4): which sub-layers a group owns.
 SHARING_MODES = ("all", "attention", "ffn", "none")
+
+# How a model computes the element-wise work between its matmuls (bias + GELU, softmax,
+# residual + LayerNorm, the MLM loss, the LAMB update); the same arithmetic either way:
+#   "plain"    TensorFlow ops only. Runs everywhere, including a stock TF Serving.
+#   "xla"      each of those steps one XLA-compiled kernel with a hand-written
+#              gradient: the training speed-up on CPU and GPU (BENCHMARKS.md).
+#   "xla_cpu"  "xla" with row sums as matrix-vector products, faster on CPU; not for
+#              GPU or TPU, whose float32 dots round their inputs (TF32, bf16 passes).
+# Chosen when a model is built (AlbertConfig.kernels) and held by it; the training
+# programs' "auto" picks "xla_cpu" or "xla" for the host (layers.fused_ops).
+KERNELS = ("plain", "xla", "xla_cpu")
+
+
+def shares_attention(sharing: str) -> bool:
+    return sharing in ("all", "attention")
+
+
+def shares_feed_forward(sharing: str) -> bool:
+    return sharing in ("all", "ffn")
+
+
+def group_of_layer(layer_index: int, num_layers: int, num_groups: int) -> int:
+    """The reference's group for layer i of L: floor(i * G / L)."""
+    return layer_index * num_groups // num_layers
+
+
+def check_structure(hidden_size: int, num_attention_heads: int, num_layers: int,
+                    num_groups: int, sharing: str, where: str = "AlbertConfig") -> None:
+    """The divisibility rules and the sharing mode, with errors naming the fields."""
+    if hidden_size % num_attention_heads:
+        raise ValueError(f"{where}.hidden_size ({hidden_size}) must be divisible by "
+                         f"num_attention_heads ({num_attention_heads})")
+    if num_layers % num_groups:
+        raise ValueError(f"{where}.num_hidden_layers ({num_layers}) must be divisible "
+                         f"by num_hidden_groups ({num_groups})")
+    if sharing not in SHARING_MODES:
+        raise ValueError(f"{where}.sharing {sharing!r} is unknown; use one of "
+                         f"{', '.join(SHARING_MODES)}")
+
+
+def check_kernels(kernels: str, where: str = "AlbertConfig.kernels") -> str:
+    if kernels not in KERNELS:
+        raise ValueError(f"{where} {kernels!r} is unknown; use one of {', '.join(KERNELS)}")
+    return kernels
 
 # File name -> internal name, by file source.
 _REFERENCE_ACTIVATIONS = {
@@ -89,6 +136,8 @@ class AlbertConfig:
     sharing selects the cross-layer parameter sharing of the paper's Table 4:
     "all" (reference ALBERT), "attention" or "ffn" (only that sub-layer shared; the
     other has its own weights in every layer), "none" (BERT-style, nothing shared).
+    kernels chooses how the model computes (KERNELS above); not a hyperparameter of
+    the weights, so reference and transformers config files do not carry it.
     """
 
     vocab_size: int = 30000
@@ -107,6 +156,7 @@ class AlbertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     sharing: str = "all"
+    kernels: str = "plain"
 
     def __post_init__(self):
         self.validate()
@@ -127,30 +177,20 @@ class AlbertConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"AlbertConfig.{name} must be a positive number, got {value!r}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"AlbertConfig.hidden_size ({self.hidden_size}) must be divisible by "
-                f"num_attention_heads ({self.num_attention_heads})")
-        if self.num_hidden_layers % self.num_hidden_groups:
-            raise ValueError(
-                f"AlbertConfig.num_hidden_layers ({self.num_hidden_layers}) must be divisible "
-                f"by num_hidden_groups ({self.num_hidden_groups})")
+        check_structure(self.hidden_size, self.num_attention_heads, self.num_hidden_layers,
+                        self.num_hidden_groups, self.sharing)
+        check_kernels(self.kernels)
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(
                 f"AlbertConfig.hidden_act {self.hidden_act!r} is unknown; use one of "
                 f"{', '.join(ACTIVATIONS)}")
-        if self.sharing not in SHARING_MODES:
-            raise ValueError(
-                f"AlbertConfig.sharing {self.sharing!r} is unknown; use one of "
-                f"{', '.join(SHARING_MODES)}")
 
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
     def group_of_layer(self, layer_index: int) -> int:
-        """The reference's group for layer i of L: floor(i * G / L)."""
-        return layer_index * self.num_hidden_groups // self.num_hidden_layers
+        return group_of_layer(layer_index, self.num_hidden_layers, self.num_hidden_groups)
 
     # ------------------------------------------------------------ constructors
     @classmethod
@@ -228,7 +268,7 @@ class AlbertConfig:
                     f"sharing={self.sharing!r} cannot be expressed in a {format} config; "
                     "use format='internal'")
             values["hidden_act"] = table[self.hidden_act]
-            del values["sharing"]
+            del values["sharing"], values["kernels"]
             if format == "transformers":
                 values.update(model_type="albert", architectures=["AlbertForPreTraining"],
                               pad_token_id=0, bos_token_id=2, eos_token_id=3,
@@ -237,14 +277,4 @@ class AlbertConfig:
             values["_albert_keras_format"] = "internal"
         else:
             raise ValueError(f"Unknown config format {format!r}: use reference, transformers or internal")
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(values, f, indent=2, sort_keys=True)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_file.write_json(path, values, indent=2, sort_keys=True)

@@ -1,4 +1,7 @@
-"""ALBERT's SentencePiece vocabulary: training it, and tokenizing in-graph.
+"""ALBERT's tokenization in the graph: normalisation, SentencePiece, packing.
+
+The vocabulary itself (training, writing, reading and checking the SentencePiece model)
+is albert_keras.vocabulary; the special tokens' ids are albert_keras.special_tokens.
 
 One normalisation, written twice on purpose: `normalize_text` in Python (used to build
 the vocabulary and the pretraining instances) and `normalize_text_graph` in TensorFlow
@@ -18,12 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
-import os
-import string
-import tempfile
 import unicodedata
-from typing import Iterable
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -31,16 +29,8 @@ from tensorflow_text.python.ops.sentencepiece_tokenizer import (
     gen_sentencepiece_tokenizer as _sentencepiece_ops,
 )
 
-PAD_ID = 0
-UNK_ID = 1
-CLS_ID = 2
-SEP_ID = 3
-MASK_ID = 4
-SPECIAL_PIECES = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
-WORD_START = "\u2581"  # "▁", SentencePiece's marker for a piece that starts a word
-
-# Single punctuation pieces count as word starts, as in the reference _is_start_piece.
-_PUNCTUATION_PIECES = frozenset(string.punctuation)
+from albert_keras.special_tokens import CLS_ID, SEP_ID
+from albert_keras.vocabulary import check_special_pieces, read_model_proto
 
 
 # ---------------------------------------------------------------- normalisation
@@ -92,121 +82,6 @@ def normalize_text_graph(text: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
     if lower_case:
         text = tf.strings.lower(text, encoding="utf-8")
     return text
-
-
-def is_word_start_piece(piece: str) -> bool:
-    """Whether a piece starts a whole word for masking (the reference _is_start_piece).
-
-    "▁"-prefixed pieces, "<unk>"-like pieces, single punctuation and the special tokens.
-    """
-    return (
-        piece.startswith(WORD_START)
-        or piece.startswith("<")
-        or piece in _PUNCTUATION_PIECES
-        or piece in SPECIAL_PIECES
-    )
-
-
-# ---------------------------------------------------------------- vocabulary
-def check_special_pieces(model_proto: bytes, source: str = "the SentencePiece model"):
-    """Raises ValueError unless ids 0-4 are <pad> <unk> [CLS] [SEP] [MASK]."""
-    import sentencepiece as spm
-
-    processor = spm.SentencePieceProcessor()
-    try:
-        processor.LoadFromSerializedProto(model_proto)
-    except Exception as error:  # sentencepiece raises RuntimeError/OSError variants
-        raise ValueError(f"{source} is not a SentencePiece model: {error}") from None
-    size = processor.get_piece_size()
-    found = [processor.id_to_piece(i) if i < size else None for i in range(5)]
-    if tuple(found) != SPECIAL_PIECES:
-        raise ValueError(
-            f"{source} lacks ALBERT's special pieces: ids 0-4 must be "
-            f"{list(SPECIAL_PIECES)}, found {found}. Build it with training.build_vocab."
-        )
-    return processor
-
-
-def train_sentencepiece(
-    sentences: Iterable[str],
-    vocab_size: int,
-    lower_case: bool = True,
-    max_sentences: int = 10_000_000,
-    seed_sentencepiece_size: int = 1_000_000,
-    num_threads: int = 2,
-) -> bytes:
-    """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
-
-    Sentences are normalised with `normalize_text` first; blank ones are dropped.
-    hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
-    """
-    import sentencepiece as spm
-
-    def normalised():
-        for sentence in sentences:
-            sentence = normalize_text(sentence, lower_case)
-            if sentence:
-                yield sentence
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=normalised(),
-        model_writer=model,
-        model_type="unigram",
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,
-        pad_id=PAD_ID,
-        unk_id=UNK_ID,
-        bos_id=-1,
-        eos_id=-1,
-        pad_piece="<pad>",
-        unk_piece="<unk>",
-        control_symbols=list(SPECIAL_PIECES[2:]),
-        normalization_rule_name="nmt_nfkc",
-        input_sentence_size=max_sentences,
-        shuffle_input_sentence=True,
-        seed_sentencepiece_size=seed_sentencepiece_size,
-        num_threads=num_threads,
-        minloglevel=2,
-    )
-    proto = model.getvalue()
-    check_special_pieces(proto)
-    return proto
-
-
-def _write_atomically(path: str, data: bytes):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_sentencepiece_model(model_proto: bytes, model_prefix: str) -> tuple[str, str]:
-    """Writes PREFIX.model and PREFIX.vocab (piece TAB score), each atomically."""
-    processor = check_special_pieces(model_proto)
-    vocab = "".join(
-        f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
-        for i in range(processor.get_piece_size())
-    )
-    model_path, vocab_path = model_prefix + ".model", model_prefix + ".vocab"
-    _write_atomically(model_path, model_proto)
-    _write_atomically(vocab_path, vocab.encode("utf-8"))
-    return model_path, vocab_path
-
-
-def read_model_proto(path: str) -> bytes:
-    """Reads a .model file, with an error that names it when absent."""
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"SentencePiece model not found: {path}")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()
 
 
 # ---------------------------------------------------------------- packing

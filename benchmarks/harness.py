@@ -145,12 +145,11 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _block_flops(cfg, seq: int, tokens: int, query_tokens: int) -> float:
-    """One encoder block: keys and values of `tokens`; queries, attention, output
-    projection and FFN of `query_tokens` (all of them unless rows are skipped)."""
+def _block_flops(cfg, seq: int, tokens: int) -> float:
+    """One encoder block over `tokens` (batch x seq): the q, k, v and output projections,
+    the FFN, and the two attention products."""
     h, i = cfg["hidden_size"], cfg["intermediate_size"]
-    return (2 * tokens * 2 * h * h + 2 * query_tokens * (2 * h * h + 2 * h * i)
-            + 2 * 2 * query_tokens * seq * h)
+    return 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * tokens * seq * h
 
 
 # One forward pass of ALBERT at (batch, seq) with the MLM head at P masked positions,
@@ -161,19 +160,11 @@ def forward_flops(cfg, batch: int, seq: int, masked: int = 0, heads: bool = Fals
     h, e, v, layers = (cfg["hidden_size"], cfg["embedding_size"], cfg["vocab_size"],
                        cfg["num_hidden_layers"])
     tokens = batch * seq
-    flops = layers * _block_flops(cfg, seq, tokens, tokens)
+    flops = layers * _block_flops(cfg, seq, tokens)
     flops += 2 * tokens * e * h + 2 * batch * h * h  # + projection, pooler
     if heads:
         flops += 2 * batch * masked * (h * e + e * v) + 2 * batch * h * 2
     return float(flops)
-
-
-def last_block_skipped_flops(cfg, batch: int, seq: int, rows: int) -> float:
-    """Forward FLOPs that a model computing its last block at only `rows` positions per
-    sequence (ours in training: [CLS] + the masked positions) does not execute."""
-    tokens = batch * seq
-    return float(_block_flops(cfg, seq, tokens, tokens)
-                 - _block_flops(cfg, seq, tokens, batch * rows))
 
 
 def matmul_ceiling_worker():

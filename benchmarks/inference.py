@@ -12,7 +12,7 @@ interleaves them round by round (harness.py).
 
 The SavedModel is exported by serving.export.export from a base-size backbone with
 random weights: "savedmodel/<precision>/nojit" is the default export (plain TensorFlow
-ops), "savedmodel/<precision>/xla" the export with --kernels xla (XLA-compiled
+ops), "savedmodel/<precision>/xla" the export with --kernels xla_cpu (XLA-compiled
 element-wise kernels between oneDNN's matmuls, which TF Serving runs with
 --xla_cpu_compilation_enabled=true). Its vocab_size is that of runs/demo/vocab/spm.model
 (5,000 pieces; the export checks that the tokenizer fits the model), not 30,000: the
@@ -58,7 +58,7 @@ def export_savedmodel(directory, precision, kernels):
     import sentencepiece
 
     from albert_keras import AlbertBackbone, AlbertConfig
-    from albert_keras.tokenizer import read_model_proto
+    from albert_keras.vocabulary import read_model_proto
     from serving.export import export
 
     keras.config.set_dtype_policy(precision)
@@ -289,7 +289,7 @@ def main():
     if args.table:
         print_table(harness.load_report(args.table))
     elif args.export:
-        export_savedmodel(args.export, args.precision, "xla" if args.jit else "plain")
+        export_savedmodel(args.export, args.precision, "xla_cpu" if args.jit else "plain")
     elif args.worker:
         worker(args)
     else:

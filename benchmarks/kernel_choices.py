@@ -22,6 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from albert_keras.layers import fused_ops  # noqa: E402
+from albert_keras.layers.encoder import cast_once_for_uses  # noqa: E402
+from albert_keras.models.pretraining_loss import sparse_softmax_cross_entropy  # noqa: E402
 
 BF16 = tf.bfloat16
 
@@ -42,29 +44,23 @@ def with_gradient(fn, inputs):
     return run
 
 
-def fusion(mode, fn):
-    """fn traced under fused_ops mode `mode`."""
-    def call(*args):
-        with fused_ops.fusion(mode):
-            return fn(*args)
-    return call
-
-
 def gelu_pair():
     h, bias = random(1024, 3072), random(3072, dtype=tf.float32)
-    gelu = lambda a, b: fused_ops.bias_activation(a, b, "gelu_tanh", training=True)  # noqa: E731
+    def gelu(kernels):
+        return lambda a, b: fused_ops.bias_activation(a, b, "gelu_tanh", kernels)
     return ("bias + GELU, [1024, 3072], fwd+bwd",
-            with_gradient(fusion("plain", gelu), [h, bias]),
-            with_gradient(fusion("xla", gelu), [h, bias]))
+            with_gradient(gelu("plain"), [h, bias]),
+            with_gradient(gelu("xla_cpu"), [h, bias]))
 
 
 def layer_norm_pair():
     x, y = random(1024, 768), random(1024, 768)
     params = [random(768, dtype=tf.float32) for _ in range(3)]
-    norm = lambda *a: fused_ops.residual_layer_norm(*a, 1e-12, training=True)  # noqa: E731
+    def norm(kernels):
+        return lambda *a: fused_ops.residual_layer_norm(*a, 1e-12, kernels)
     return ("residual + LayerNorm, [1024, 768], fwd+bwd",
-            with_gradient(fusion("plain", norm), [x, y] + params),
-            with_gradient(fusion("xla", norm), [x, y] + params))
+            with_gradient(norm("plain"), [x, y] + params),
+            with_gradient(norm("xla_cpu"), [x, y] + params))
 
 
 def row_statistics_pair():
@@ -80,9 +76,10 @@ def softmax_pair():
     scores = random(8, 12, 128, 128)
     mask_bias = tf.zeros((8, 1, 1, 128))
     return ("float32 masked softmax, [8, 12, 128, 128], fwd+bwd",
-            with_gradient(lambda s: fused_ops.scaled_masked_softmax(s, mask_bias, 0.125), [scores]),
-            with_gradient(fusion("xla", lambda s: fused_ops.scaled_masked_softmax(
-                s, mask_bias, 0.125, training=True)), [scores]))
+            with_gradient(lambda s: fused_ops.masked_softmax(s, mask_bias, 0.125, "plain"),
+                          [scores]),
+            with_gradient(lambda s: fused_ops.masked_softmax(s, mask_bias, 0.125, "xla_cpu"),
+                          [scores]))
 
 
 def attention_pair():
@@ -110,7 +107,7 @@ def shared_cast_pair():
                                                tf.float32)) for use in range(12)])
 
     def once():
-        copies = fused_ops.cast_for_uses(kernel.read_value(), BF16, 12, training=True)
+        copies = cast_once_for_uses(kernel.read_value(), BF16, 12, "xla_cpu")
         return tf.add_n([tf.reduce_sum(tf.cast(tf.matmul(rows[use], copy), tf.float32))
                          for use, copy in enumerate(copies)])
 
@@ -123,7 +120,7 @@ def shared_cast_pair():
         return run
 
     return ("a [768, 3072] kernel used by 12 layers: cast per use vs once, fwd+bwd",
-            step(per_use), step(fusion("xla", once)))
+            step(per_use), step(once))
 
 
 def bias_placement_pair():
@@ -138,10 +135,11 @@ def bias_placement_pair():
 def cross_entropy_pair():
     logits = random(160, 30000, dtype=tf.float32)  # 8 x 20 masked positions, V = 30k
     labels = tf.random.uniform((160,), 0, 30000, tf.int32)
-    loss = lambda lg: fused_ops.sparse_softmax_cross_entropy(labels, lg, training=True)  # noqa: E731
+    def loss(kernels):
+        return lambda lg: sparse_softmax_cross_entropy(labels, lg, kernels)
     return ("MLM cross entropy, [160, 30000] float32 logits, fwd+bwd",
-            with_gradient(fusion("plain", loss), [logits]),
-            with_gradient(fusion("xla", loss), [logits]))
+            with_gradient(loss("plain"), [logits]),
+            with_gradient(loss("xla_cpu"), [logits]))
 
 
 def gemm_rates(rounds, calls):

@@ -1,20 +1,22 @@
 """Exports a trained ALBERT model as a TF Serving SavedModel version, atomically.
 
     python -m serving.export --model runs/x/final_model.keras --spm_model runs/x/spm.model \\
-        --export_base saved_models/albert [--version N] [--max_seq_length N] [--kernels xla]
+        --export_base saved_models/albert [--version N] [--max_seq_length N] [--kernels xla_cpu]
 
 Writes EXPORT_BASE/VERSION/ (the next integer version by default). The version is
 written into EXPORT_BASE/.tmp-VERSION-xxxx, a name TF Serving ignores (not an integer),
 and renamed to VERSION only when complete, so a server polling EXPORT_BASE never loads a
 half-written version. An interrupted export leaves at most a .tmp-* directory behind.
 
---kernels: "plain" (the default) exports TensorFlow ops only, which any TF Serving
-runs. "xla" exports the encoder's element-wise work (bias + GELU, residual + LayerNorm,
-softmax) as XLA-compiled kernels between oneDNN's matmuls, the training kernels of
-albert_keras.layers.fused_ops: 1.15-1.24x the throughput on CPU (BENCHMARKS.md), but
-TF Serving must then run with --xla_cpu_compilation_enabled=true, or the version fails
-at its warm-up requests. Meant for CPU servers: the kernels' row statistics are
-products with a ones vector when the exporting host has no GPU or TPU.
+--kernels: how the exported model computes, whatever the model was trained with
+(albert_keras.config.KERNELS; the exporter rebuilds it with that choice and the same
+weights, albert_keras.models.with_kernels). "plain" (the default) exports TensorFlow
+ops only, which any TF Serving runs. "xla_cpu" exports the encoder's element-wise work
+(bias + GELU, residual + LayerNorm, softmax) as XLA-compiled kernels between oneDNN's
+matmuls, with row sums as matrix-vector products (for CPU servers): 1.15x the default
+export's throughput on CPU (BENCHMARKS.md). "xla" is the same for GPU servers. Both
+need TF Serving run with --xla_cpu_compilation_enabled=true, or the version fails at
+its warm-up requests.
 """
 
 from __future__ import annotations
@@ -22,21 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import keras
 import tensorflow as tf
 
 import albert_keras  # noqa: F401  (registers the model classes for load_model)
-from albert_keras.layers import fused_ops
-from albert_keras.tokenizer import check_special_pieces, read_model_proto
+from albert_keras import atomic_file
+from albert_keras.config import KERNELS
+from albert_keras.models import with_kernels
+from albert_keras.vocabulary import check_special_pieces, read_model_proto
 from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
 from serving.warmup import write_warmup_file
 
 MODEL_FILE = "final_model.keras"
-KERNELS = ("plain", "xla")
 
 
 def load_model(path: str) -> keras.Model:
@@ -64,10 +65,6 @@ def next_version(export_base: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def _remove_partial(path: str):
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def export(model, model_proto: bytes, export_base: str, *, version: int | None = None,
            max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
            model_name: str | None = None, kernels: str = "plain") -> str:
@@ -78,6 +75,8 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
     model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
     if max_seq_length is None:
         max_seq_length = model.config.max_position_embeddings
+    # "plain" by default: TF Serving compiles XLA on CPU only when told to.
+    model = with_kernels(model, kernels)
     module = AlbertServingModule(model, model_proto, max_seq_length=max_seq_length,
                                  lower_case=lower_case, top_k=top_k)
     os.makedirs(export_base, exist_ok=True)
@@ -89,18 +88,12 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
     if os.path.exists(final_dir):
         raise FileExistsError(f"{final_dir} already exists; choose another --version")
 
-    tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
-    try:
-        # "plain" by default: TF Serving compiles XLA on CPU only when told to.
-        with fused_ops.fusion(kernels):
-            signatures = module.signatures()
-            tf.saved_model.save(module, tmp_dir, signatures=signatures)
+    # Written as EXPORT_BASE/.tmp-VERSION-xxxx, renamed to VERSION when complete.
+    with atomic_file.atomic_directory(final_dir) as tmp_dir:
+        signatures = module.signatures()
+        tf.saved_model.save(module, tmp_dir, signatures=signatures)
         write_warmup_file(tmp_dir, model_name, [name for name in signatures
                                                 if name != "serving_default"])
-        os.rename(tmp_dir, final_dir)  # atomic on one file system
-    except BaseException:
-        _remove_partial(tmp_dir)
-        raise
     return final_dir
 
 
@@ -123,8 +116,10 @@ def parse_args(argv=None):
     parser.add_argument("--model_name", default=None,
                         help="model name in the warmup requests (default: export_base's name)")
     parser.add_argument("--kernels", choices=KERNELS, default="plain",
-                        help="xla: XLA-compiled element-wise kernels, 1.15-1.24x faster on CPU; "
-                             "needs tensorflow_model_server --xla_cpu_compilation_enabled=true")
+                        help="how the exported model computes (albert_keras.config.KERNELS): "
+                             "xla_cpu, XLA-compiled element-wise kernels for CPU servers, "
+                             "1.15x faster on CPU; xla, the same for GPU servers; both need "
+                             "tensorflow_model_server --xla_cpu_compilation_enabled=true")
     return parser.parse_args(argv)
 
 

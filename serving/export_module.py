@@ -19,8 +19,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer
-from albert_keras.tokenizer import (CLS_ID, MASK_ID, SEP_ID, AlbertTokenizer,
-                                    check_special_pieces, pack_segments)
+from albert_keras.special_tokens import CLS_ID, MASK_ID, SEP_ID
+from albert_keras.tokenizer import AlbertTokenizer, pack_segments
+from albert_keras.vocabulary import check_special_pieces
 
 MASK_TEXT = "[MASK]"
 _TEXT = tf.TensorSpec([None], tf.string)
@@ -182,7 +183,7 @@ class AlbertServingModule(tf.Module):
 
     def _sentence_order(self, text_a, text_b):
         features = self.pack(text_a, text_b)
-        pooled = self.backbone.pooled_output_alone(features, training=False)
+        pooled = self.backbone(features, training=False)["pooled_output"]
         logits = tf.cast(self.model.sop_head(pooled, training=False), tf.float32)
         # Class 0 is "segments in their original order".
         return {"original_order_probability": tf.nn.softmax(logits)[:, 0],

@@ -11,15 +11,10 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-from albert_keras.layers import fused_ops  # noqa: E402
-
-
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
-    """Every test starts from float32, a fixed seed and the default kernel choice."""
+    """Every test starts from float32 and a fixed seed."""
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(1234)
-    fused_ops.set_fusion("auto")
     yield
     keras.config.set_dtype_policy("float32")
-    fused_ops.set_fusion("auto")

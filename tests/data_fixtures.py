@@ -60,7 +60,7 @@ def write_corpus(path: str, documents) -> str:
 @functools.lru_cache(maxsize=None)
 def tiny_spm_model(cased: bool = False) -> str:
     """Trains (once per process) a ~300-piece model; returns the .model path."""
-    from albert_keras.tokenizer import train_sentencepiece, write_sentencepiece_model
+    from albert_keras.vocabulary import train_sentencepiece, write_sentencepiece_model
 
     directory = tempfile.mkdtemp(prefix="albert_tiny_spm_")
     sentences = [s for doc in generated_documents(300, seed=1) for s in doc]

@@ -75,7 +75,7 @@ def exported(kind: str, kernels: str = "plain"):
     """(model, export_base, version_dir) for "pretrainer", "classifier" or "backbone".
 
     The pretrainer and classifier go through the CLI from a saved .keras file, as a user
-    would; the backbone through serving.export.export(). kernels="xla" exports the same
+    would; the backbone through serving.export.export(). kernels="xla_cpu" exports the same
     model (the plain export's) again with XLA kernels, through the CLI.
     """
     return _export_once(kind, kernels)  # one cache key however kernels is passed

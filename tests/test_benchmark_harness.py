@@ -28,13 +28,3 @@ def test_forward_flops_match_a_count_by_matmul():
     masked = 20
     head = 2 * batch * masked * (hidden * 128 + 128 * 30000) + 2 * batch * hidden * 2
     assert harness.forward_flops(BASE, batch, seq, masked, heads=True) == body + head
-
-
-def test_last_block_skipped_flops_count_the_rows_not_computed():
-    batch, seq, rows, hidden, inner = 8, 128, 21, 768, 3072
-    skipped_tokens = batch * (seq - rows)
-    # Keys and values still cover every token; per skipped token go the query and
-    # output projections, the FFN and its row of attention.
-    per_token = 2 * 2 * hidden * hidden + 2 * 2 * hidden * inner + 2 * 2 * seq * hidden
-    assert harness.last_block_skipped_flops(BASE, batch, seq, rows) == \
-        skipped_tokens * per_token

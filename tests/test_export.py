@@ -10,7 +10,9 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
-from albert_keras.tokenizer import MASK_ID, AlbertTokenizer, normalize_text
+from albert_keras import atomic_file
+from albert_keras.special_tokens import MASK_ID
+from albert_keras.tokenizer import AlbertTokenizer, normalize_text
 from serving import export as export_lib
 from serving.export_module import SIGNATURES, AlbertServingModule
 from serving.warmup import WARMUP_FILE, read_warmup_file
@@ -18,7 +20,7 @@ from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, bui
                               exported, model_proto, spm_model_path)
 
 KINDS = ("pretrainer", "classifier", "backbone")
-# Exports with --kernels xla: the pretrainer's signatures cover encode, fill_mask,
+# Exports with --kernels xla_cpu: the pretrainer's signatures cover encode, fill_mask,
 # sentence_order and the embeddings; the classifier's classify.
 XLA_KINDS = ("pretrainer", "classifier")
 ATOL = 1e-5
@@ -132,7 +134,7 @@ def fresh_process_outputs(tmp_path_factory):
     np.savez(inputs_path, **{f"{sig}.{name}": value for sig, inputs in SIGNATURE_INPUTS.items()
                              for name, value in inputs.items()},
              **{"serving_default.text": SIGNATURE_INPUTS["embed"]["text"]})
-    dirs = [exported(kind)[2] for kind in KINDS] + [exported(kind, "xla")[2] for kind in XLA_KINDS]
+    dirs = [exported(kind)[2] for kind in KINDS] + [exported(kind, "xla_cpu")[2] for kind in XLA_KINDS]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_CODE, str(inputs_path), str(out_path), *dirs],
@@ -142,12 +144,12 @@ def fresh_process_outputs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind, kernels", [(kind, "plain") for kind in KINDS]
-                         + [(kind, "xla") for kind in XLA_KINDS])
+                         + [(kind, "xla_cpu") for kind in XLA_KINDS])
 def test_every_signature_matches_keras_in_a_fresh_process(kind, kernels, fresh_process_outputs):
     model, _, version_dir = exported(kind, kernels)
     with open(os.path.join(version_dir, "saved_model.pb"), "rb") as graph:
         # XLA kernels are functions marked for compilation; plain exports have none.
-        assert (b"_XlaMustCompile" in graph.read()) == (kernels == "xla")
+        assert (b"_XlaMustCompile" in graph.read()) == (kernels == "xla_cpu")
     names = SIGNATURES[kind]
     found = {key.split("|")[1] for key in fresh_process_outputs
              if key.startswith(version_dir + "|")}
@@ -271,7 +273,7 @@ def test_killed_export_leaves_only_an_ignored_temp_dir(tmp_path, monkeypatch):
     base = tmp_path / "albert"
     (base / "3").mkdir(parents=True)
     monkeypatch.setattr(export_lib.tf.saved_model, "save", _interrupted_save)
-    monkeypatch.setattr(export_lib, "_remove_partial", lambda path: None)  # killed: no cleanup
+    monkeypatch.setattr(atomic_file, "_remove", lambda path: None)  # killed: no cleanup
     with pytest.raises(KeyboardInterrupt):
         export_lib.export(build_model("backbone"), model_proto(), str(base),
                           max_seq_length=MAX_SEQ_LENGTH)

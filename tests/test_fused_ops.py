@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from albert_keras import AlbertPretrainer
 from albert_keras.layers import SharedEncoder, fused_ops
+from albert_keras.layers.encoder import cast_once_for_uses
+from albert_keras.models.pretraining_loss import sparse_softmax_cross_entropy
 from albert_keras.optimization import create_optimizer
 from model_harness import pretraining_batch, small_config
 
@@ -40,9 +42,8 @@ def test_bias_activation_values_and_gradients(activation):
     bias = RNG.normal(size=(16,)).astype("float32")
     upstream = RNG.normal(size=(6, 5, 16)).astype("float32")
     for mode in ("xla", "plain"):
-        fused_ops.set_fusion(mode)
         value, grads = gradients(
-            lambda a, b: fused_ops.bias_activation(a, b, activation, training=True),
+            lambda a, b: fused_ops.bias_activation(a, b, activation, mode),
             [h, bias], upstream)
         np.testing.assert_allclose(value, gelu_reference(h + bias, activation), atol=2e-6)
         if mode == "xla":
@@ -65,9 +66,8 @@ def test_residual_layer_norm_values_and_gradients():
     upstream = RNG.normal(size=(4, 7, 24)).astype("float32")
     results = {}
     for mode in ("xla", "plain"):
-        fused_ops.set_fusion(mode)
         results[mode] = gradients(
-            lambda *a: fused_ops.residual_layer_norm(*a, 1e-6, training=True),
+            lambda *a: fused_ops.residual_layer_norm(*a, 1e-6, mode),
             [x, y, bias, gamma, beta], upstream)
         np.testing.assert_allclose(results[mode][0],
                                    layer_norm_reference(x, y, bias, gamma, beta, 1e-6),
@@ -77,11 +77,11 @@ def test_residual_layer_norm_values_and_gradients():
 
 
 def test_row_statistics_by_matvec_equal_reductions():
-    # On a CPU-only host the kernels take last-axis sums as products with a ones
-    # vector; both forms of the LayerNorm kernel must give the same values and gradients.
-    assert fused_ops._reduce_by_matvec()  # this machine has no GPU or TPU
+    # The "xla_cpu" kernels take last-axis sums as products with a ones vector; both
+    # forms of the LayerNorm kernel must give the same values and gradients.
+    assert fused_ops.kernels_for_this_host() == "xla_cpu"  # this machine has no GPU or TPU
     rows = tf.constant(RNG.normal(size=(3, 9, 768)).astype("float32") * 4 + 2)
-    np.testing.assert_allclose(fused_ops._last_axis_sum(rows, by_matvec=True),
+    np.testing.assert_allclose(fused_ops.last_axis_sum(rows, by_matvec=True),
                                tf.reduce_sum(rows, axis=-1, keepdims=True), rtol=1e-5)
     x, y, upstream = (RNG.normal(size=(2, 5, 64)).astype("float32") for _ in range(3))
     bias, gamma, beta = (RNG.normal(size=(64,)).astype("float32") for _ in range(3))
@@ -104,11 +104,10 @@ def test_kernels_trace_with_a_dynamic_sequence_length():
     def softmax(s, b):
         with tf.GradientTape() as tape:
             tape.watch(s)
-            probs = fused_ops.scaled_masked_softmax(s, b, 0.5, training=True)
+            probs = fused_ops.masked_softmax(s, b, 0.5, "xla_cpu")
             loss = tf.reduce_sum(probs * s)
         return probs, tape.gradient(loss, s)
 
-    fused_ops.set_fusion("xla")
     probs, grad = softmax(scores, mask_bias)
     expected = tf.nn.softmax(scores * 0.5, axis=-1)
     np.testing.assert_allclose(probs, expected, atol=1e-6)
@@ -125,19 +124,19 @@ def test_scaled_masked_softmax_values_and_gradients():
     mask_bias = ((1 - mask) * -1e9)[:, None, None, :]
     upstream = RNG.normal(size=scores.shape).astype("float32")
     scale = 0.125
-    fused_ops.set_fusion("xla")
     value, (fused_grad, _) = gradients(
-        lambda s, b: fused_ops.scaled_masked_softmax(s, b, scale, training=True),
+        lambda s, b: fused_ops.masked_softmax(s, b, scale, "xla"),
         [scores, mask_bias], upstream)
     logits = scores * scale + mask_bias
     expected = np.exp(logits - logits.max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
     np.testing.assert_allclose(value, expected, atol=1e-6)
     assert np.all(value[0, :, :, 3:] == 0)  # padded keys get nothing
-    fused_ops.set_fusion("plain")  # the plain form takes pre-scaled scores
-    _, (plain_grad, _) = gradients(
-        lambda s, b: fused_ops.scaled_masked_softmax(s * scale, b, scale), [scores, mask_bias],
+    # One contract: both forms apply the scale.
+    plain_value, (plain_grad, _) = gradients(
+        lambda s, b: fused_ops.masked_softmax(s, b, scale, "plain"), [scores, mask_bias],
         upstream)
+    np.testing.assert_allclose(plain_value, value, atol=1e-6)
     np.testing.assert_allclose(fused_grad, plain_grad, atol=1e-6)
 
 
@@ -147,10 +146,9 @@ def test_cast_for_uses_sums_gradients_in_float32():
     upstreams = [tf.constant(np.full((8, 8), v, "float32"), tf.bfloat16)
                  for v in (256.0, 0.5, 0.5, 0.5)]
     for mode in ("xla", "plain"):
-        fused_ops.set_fusion(mode)
         with tf.GradientTape() as tape:
             tape.watch(kernel)
-            copies = fused_ops.cast_for_uses(kernel, tf.bfloat16, 4, training=True)
+            copies = cast_once_for_uses(kernel, tf.bfloat16, 4, mode)
             loss = tf.add_n([tf.reduce_sum(tf.cast(c * u, tf.float32))
                              for c, u in zip(copies, upstreams)])
         assert all(c.dtype == tf.bfloat16 for c in copies)
@@ -162,11 +160,10 @@ def test_cast_for_uses_sums_gradients_in_float32():
 
 def encoder_outputs_and_grads(policy, mode, sharing="all"):
     keras.config.set_dtype_policy(policy)
-    fused_ops.set_fusion(mode)
     keras.utils.set_random_seed(7)
     encoder = SharedEncoder(num_layers=4, hidden_size=32, num_attention_heads=4,
                             intermediate_size=48, num_groups=2, inner_group_num=2,
-                            sharing=sharing)
+                            sharing=sharing, kernels=mode)
     x = tf.constant(np.random.default_rng(5).normal(size=(3, 9, 32)).astype("float32"))
     mask = tf.constant(np.array([[1] * 9, [1] * 5 + [0] * 4, [1] * 2 + [0] * 7], "int32"))
     encoder.build(x.shape)
@@ -210,9 +207,8 @@ def test_sparse_softmax_cross_entropy_values_and_gradients():
     expected = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
     results = {}
     for mode in ("xla", "plain"):
-        fused_ops.set_fusion(mode)
         results[mode] = gradients(
-            lambda lg: fused_ops.sparse_softmax_cross_entropy(labels, lg, training=True),
+            lambda lg: sparse_softmax_cross_entropy(labels, lg, mode),
             [logits], upstream)
         assert results[mode][0].shape == (3, 4)
         np.testing.assert_allclose(results[mode][0], expected, rtol=1e-5, atol=1e-5)
@@ -222,30 +218,30 @@ def test_sparse_softmax_cross_entropy_values_and_gradients():
     onehot = np.eye(50)[labels]
     np.testing.assert_allclose(results["xla"][1][0], (softmax - onehot) * upstream[..., None],
                                atol=1e-6)
-    fused_ops.set_fusion("xla")
-    bad = fused_ops.sparse_softmax_cross_entropy(np.array([1, 50, -1], "int32"), logits[0, :3],
-                                                 training=True).numpy()
+    bad = sparse_softmax_cross_entropy(np.array([1, 50, -1], "int32"), logits[0, :3],
+                                       "xla").numpy()
     assert np.isfinite(bad[0]) and np.isnan(bad[1:]).all()
 
 
-def test_fusion_mode_is_validated_and_auto_follows_training():
-    with pytest.raises(ValueError, match="fusion mode"):
-        fused_ops.set_fusion("fast")
-    fused_ops.set_fusion("auto")
-    assert fused_ops.use_xla(True) and not fused_ops.use_xla(False)
-    fused_ops.set_fusion("plain")
-    assert not fused_ops.use_xla(True)
+def test_kernel_choice_is_validated_and_auto_resolves_to_this_host():
+    from albert_keras import AlbertConfig
+    with pytest.raises(ValueError, match="kernels 'fast' is unknown; use one of plain, xla"):
+        AlbertConfig(kernels="fast")
+    with pytest.raises(ValueError, match="kernels"):
+        fused_ops.masked_softmax(tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 2)), 1.0, "fast")
+    assert fused_ops.resolve_kernels("auto") == fused_ops.kernels_for_this_host()
+    assert fused_ops.resolve_kernels("plain") == "plain"
 
 
 def test_training_step_is_the_same_with_either_kernels():
     """One LAMB step of a small pretrainer: same loss and same new weights."""
     results = {}
     for mode in ("xla", "plain"):
-        fused_ops.set_fusion(mode)
         keras.utils.set_random_seed(3)
-        config = small_config()
+        config = small_config(kernels=mode)
         model = AlbertPretrainer(config)
-        model.compile(optimizer=create_optimizer("lamb", total_steps=10, warmup_steps=0))
+        model.compile(optimizer=create_optimizer("lamb", total_steps=10, warmup_steps=0,
+                                                 kernels=mode))
         batch = pretraining_batch(config, batch=4, seq=16)
         logs = model.train_on_batch(batch, return_dict=True)
         results[mode] = (logs["loss"], [w.numpy() for w in model.trainable_weights])
@@ -257,9 +253,9 @@ def test_training_step_is_the_same_with_either_kernels():
 def test_dropout_applies_in_training_with_fused_kernels():
     """hidden and attention dropout still act in training calls (the bias moves out of
     the fused LayerNorm so that dropout comes after it, as in the reference)."""
-    fused_ops.set_fusion("auto")
     encoder = SharedEncoder(num_layers=2, hidden_size=16, num_attention_heads=2,
-                            intermediate_size=24, hidden_dropout=0.3, attention_dropout=0.3)
+                            intermediate_size=24, hidden_dropout=0.3, attention_dropout=0.3,
+                            kernels="xla")
     x = tf.constant(np.random.default_rng(1).normal(size=(2, 6, 16)).astype("float32"))
     mask = tf.ones((2, 6), tf.int32)
     inference = encoder(x, mask, training=False).numpy()
@@ -268,22 +264,3 @@ def test_dropout_applies_in_training_with_fused_kernels():
     assert np.all(np.isfinite(trained[0]))
     assert np.max(np.abs(trained[0] - trained[1])) > 1e-3
     assert np.max(np.abs(trained[0] - inference)) > 1e-3
-
-
-def test_attention_inference_bias_algebra_is_exact():
-    """At inference the key bias is dropped and the value bias goes through the output
-    kernel (see SelfAttention.call); with random, large biases and padding the result
-    equals the training form, which adds both biases to every token."""
-    from albert_keras.layers import SelfAttention
-    fused_ops.set_fusion("plain")
-    layer = SelfAttention(32, 4)
-    layer.build((None, None, 32))
-    rng = np.random.default_rng(2)
-    layer.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
-                       for w in layer.get_weights()])
-    x = tf.constant(rng.normal(size=(3, 7, 32)).astype("float32"))
-    mask = tf.constant(np.array([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6], "int32"))
-    inference = layer(x, mask, training=False).numpy()
-    training = layer(x, mask, training=True).numpy()  # no dropout: the same function
-    np.testing.assert_allclose(inference, training, atol=2e-5)
-    assert np.max(np.abs(layer.key.bias.numpy())) > 0.1  # the biases are not trivial

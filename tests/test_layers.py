@@ -201,56 +201,67 @@ def test_layers_under_mixed_precision(policy):
         assert w.dtype == "float32"  # variables stay float32
 
 
-# Rows the heads read: [CLS], masked positions (one repeated, one on padding).
-ROW_POSITIONS = np.array([[0, 2, 3, 3], [0, 1, 4, 4]], "int32")
-
-
-def _encoder_grads(encoder, x, mask, weights, positions=None):
-    """(rows, gradients of sum(rows * weights) w.r.t. x and every encoder weight)."""
+def _attention_spec_then_layer_norm(layer, x, mask):
+    """The spec (encoder.multi_head_attention) and the residual LayerNorm, in TF."""
     import tensorflow as tf
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        if positions is None:
-            full = encoder(x, mask, training=True)
-            rows = tf.gather(full, ROW_POSITIONS, batch_dims=1)
-        else:
-            rows = encoder(x, mask, training=True, output_positions=positions)
-        loss = tf.reduce_sum(rows * weights)
-    return rows, tape.gradient(loss, [x] + encoder.trainable_weights)
+    from albert_keras.layers.encoder import multi_head_attention
+    out = multi_head_attention(x, mask, layer.weights_by_role(), layer.num_attention_heads)
+    h = x + out
+    mean = tf.reduce_mean(h, -1, keepdims=True)
+    var = tf.reduce_mean(tf.square(h - mean), -1, keepdims=True)
+    return (h - mean) * tf.math.rsqrt(var + layer.layer_norm_eps) * layer.layer_norm.gamma \
+        + layer.layer_norm.beta
 
 
-@pytest.mark.parametrize("sharing,fusion", [("all", "xla"), ("all", "plain"),
-                                            ("none", "auto")])
-def test_output_positions_compute_the_rows_of_the_full_output(sharing, fusion):
-    """The last block computed at a few rows gives those rows of the full output, and
-    the same gradients for every weight and the input."""
-    from albert_keras.layers import fused_ops
-    fused_ops.set_fusion(fusion)
-    encoder = SharedEncoder(4, 16, 4, 24, num_groups=2, inner_group_num=2, sharing=sharing)
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=(2, 5, 16)).astype("float32")
+def test_attention_spec_matches_numpy():
+    import tensorflow as tf
+    layer = SelfAttention(16, 4)
+    layer.build((None, None, 16))
+    randomize(layer, seed=3)
+    x = np.random.default_rng(4).normal(size=(2, 5, 16)).astype("float32")
     mask = np.array([[1] * 5, [1, 1, 1, 0, 0]], "int32")
-    encoder(x, mask)
-    randomize(encoder, seed=12)
-    weights = rng.normal(size=(2, 4, 16)).astype("float32")
-    expected, expected_grads = _encoder_grads(encoder, x, mask, weights)
-    rows, grads = _encoder_grads(encoder, x, mask, weights, ROW_POSITIONS)
-    assert rows.shape == (2, 4, 16)
-    np.testing.assert_allclose(rows.numpy(), expected.numpy(), atol=1e-5)
-    for got, want in zip(grads, expected_grads):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4)
-    inference = encoder(x, mask, output_positions=ROW_POSITIONS)
-    np.testing.assert_allclose(inference.numpy(), expected.numpy(), atol=1e-5)
+    spec = _attention_spec_then_layer_norm(layer, tf.constant(x), mask)
+    np.testing.assert_allclose(spec.numpy(), numpy_attention(x, mask, layer), atol=1e-4)
 
 
-def test_output_positions_shapes_and_misuse():
-    encoder = SharedEncoder(2, 16, 4, 24)
-    x_in = keras.Input((None, 16))
-    m_in = keras.Input((None,), dtype="int32")
-    p_in = keras.Input((3,), dtype="int32")
-    assert encoder(x_in, m_in, output_positions=p_in).shape == (None, 3, 16)
-    x = np.zeros((2, 5, 16), "float32")
-    with pytest.raises(ValueError, match="return_all_layers and output_positions"):
-        encoder(x, np.ones((2, 5), "int32"), return_all_layers=True,
-                output_positions=ROW_POSITIONS)
+@pytest.mark.parametrize("kernels", ["plain", "xla", "xla_cpu"])
+def test_attention_fast_path_matches_the_spec_in_values_and_gradients(kernels):
+    """SelfAttention.call against multi_head_attention + LayerNorm, with large random
+    biases (the key bias shifts every score of a row equally) and padding."""
+    import tensorflow as tf
+    layer = SelfAttention(32, 4, kernels=kernels)
+    layer.build((None, None, 32))
+    randomize(layer, seed=5)
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(size=(3, 7, 32)).astype("float32"))
+    mask = np.array([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6], "int32")
+    upstream = tf.constant(rng.normal(size=(3, 7, 32)).astype("float32"))
+    results = []
+    for compute in (lambda: layer(x, mask, training=True),
+                    lambda: _attention_spec_then_layer_norm(layer, x, mask)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = compute()
+            loss = tf.reduce_sum(out * upstream)
+        results.append((out.numpy(), tape.gradient(loss, [x] + layer.trainable_weights)))
+    (fast, fast_grads), (spec, spec_grads) = results
+    np.testing.assert_allclose(fast, spec, atol=2e-5)
+    assert len(fast_grads) == len(spec_grads) == 1 + 10
+    for got, want in zip(fast_grads, spec_grads):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])
+def test_kernel_choice_is_held_and_serialized(tmp_path, kernels):
+    encoder = SharedEncoder(2, 16, 4, 24, sharing="ffn", kernels=kernels)
+    assert encoder.get_config()["kernels"] == kernels
+    assert {layer.kernels for layer in encoder.attention_layers + encoder.feed_forward_layers
+            + encoder.blocks} == {kernels}
+    x_in, m_in = keras.Input((None, 16)), keras.Input((None,), dtype="int32")
+    model = keras.Model([x_in, m_in], encoder(x_in, m_in))
+    x = np.random.default_rng(8).normal(size=(2, 5, 16)).astype("float32")
+    restored = assert_keras_round_trip(model, [x, np.ones((2, 5), "int32")], tmp_path,
+                                       atol=1e-5)
+    assert restored.layers[-1].kernels == kernels
+    with pytest.raises(ValueError, match="kernels 'auto' is unknown"):
+        SharedEncoder(2, 16, 4, 24, kernels="auto")

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from albert_keras.data.masking import mask_batch, ngram_probabilities, select_ngram_spans
-from albert_keras.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID
+from albert_keras.special_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID
 from data_fixtures import instance_arrays
 
 SEQ, MAX_PRED = 128, 20

@@ -133,7 +133,6 @@ def test_classifier_learns_and_round_trips(tmp_path):
     assert regression(batch).shape == (8, 1)
 
 
-
 def _outputs_loss_grads(model, run, batch):
     with tf.GradientTape() as tape:
         out = run(batch)
@@ -147,29 +146,26 @@ def _outputs_loss_grads(model, run, batch):
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_models_compute_their_graph_with_the_last_block_at_the_heads_rows(policy):
-    """AlbertPretrainer and AlbertClassifier skip the last block's unread rows in call().
-    Outputs, loss and every gradient equal those of their functional graph (the full
-    sequence_output, then the heads' gather / the pooler's first row)."""
+def test_with_kernels_copies_a_model_that_computes_the_same(policy):
+    """with_kernels (the exporter's --kernels) rebuilds a pretrainer or classifier with
+    another kernel choice and the same weights: outputs, loss and gradients agree."""
     from albert_keras import AlbertClassifier
+    from albert_keras.models import with_kernels
     keras.config.set_dtype_policy(policy)
-    # No dropout, so that both ways see the same function.
-    config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = small_config(kernels="xla_cpu")
     batch = pretraining_batch(config)
     atol = 1e-5 if policy == "float32" else 2e-2
-    for cls, model in ((AlbertPretrainer, AlbertPretrainer(config)),
-                       (AlbertClassifier, AlbertClassifier(config, num_labels=3, dropout=0.0))):
-        names = model.input_names
-
-        def graph(b, model=model, cls=cls, names=names):  # the functional graph
-            return super(cls, model).call({n: b[n] for n in names}, training=True)
-
-        fast = _outputs_loss_grads(model, lambda b: model(b, training=True), batch)
-        full = _outputs_loss_grads(model, graph, batch)
-        np.testing.assert_allclose(fast[1], full[1], rtol=atol)
-        for got, want in zip(fast[0], full[0]):
+    for model in (AlbertPretrainer(config), AlbertClassifier(config, num_labels=3, dropout=0.0)):
+        copy = with_kernels(model, "plain")
+        assert copy.config.kernels == "plain" and model.config.kernels == "xla_cpu"
+        assert copy.backbone.encoder.get_config()["kernels"] == "plain"
+        assert with_kernels(model, "xla_cpu") is model
+        fused = _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch)
+        plain = _outputs_loss_grads(copy, lambda b, m=copy: m(b, training=True), batch)
+        np.testing.assert_allclose(fused[1], plain[1], rtol=atol, atol=atol)
+        for got, want in zip(fused[0], plain[0]):
             np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")),
                                        np.asarray(tf.cast(want, "float32")), atol=atol)
-        assert len(fast[2]) == len(full[2]) == len(model.trainable_weights)
-        for got, want in zip(fast[2], full[2]):
+        assert len(fused[2]) == len(plain[2]) == len(model.trainable_weights)
+        for got, want in zip(fused[2], plain[2]):
             np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from albert_keras.data import CorruptRecordError, pretraining_dataset, verify_tfrecords
 from albert_keras.data.records import serialize_instance
-from albert_keras.tokenizer import MASK_ID
+from albert_keras.special_tokens import MASK_ID
 from data_fixtures import instance_arrays
 
 SEQ, MAX_PRED = 64, 10

@@ -149,8 +149,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     from training.experiment import PretrainExperiment
     from training.model_setup import make_optimizer, model_config, restore_latest
     experiment = PretrainExperiment(**json.loads((output / "experiment.json").read_text()))
-    model = AlbertPretrainer(model_config(experiment))
-    model.compile(optimizer=make_optimizer(experiment))
+    config = model_config(experiment)
+    model = AlbertPretrainer(config)
+    model.compile(optimizer=make_optimizer(experiment, config.kernels))
     _, step = restore_latest(model, str(output / "checkpoints"))
     assert step == 10
     assert all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights)
@@ -160,7 +161,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     ({"strategy": "quantum"}, "strategy"),
     ({"train_files": "/nonexistent/*.tfrecord"}, "train_files"),
     ({"precision": "float8"}, "precision"),
-    ({"fusion": "triton"}, "fusion"),
+    ({"kernels": "triton"}, "kernels"),
     ({"total_steps": 25, "steps_per_epoch": 10}, "total_steps"),
     ({"max_predictions": 30}, "max_predictions"),
 ])

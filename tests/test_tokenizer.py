@@ -43,16 +43,6 @@ def test_ids_equal_python_sentencepiece(tokenizer, model_path):
     assert ids[VARIED_TEXT.index("")] == []
 
 
-def test_special_pieces_and_vocab_file(model_path):
-    processor = spm.SentencePieceProcessor(model_file=model_path)
-    assert [processor.id_to_piece(i) for i in range(5)] == list(tok.SPECIAL_PIECES)
-    assert (tok.PAD_ID, tok.UNK_ID, tok.CLS_ID, tok.SEP_ID, tok.MASK_ID) == (0, 1, 2, 3, 4)
-    vocab = open(model_path[: -len(".model")] + ".vocab", encoding="utf-8").read().splitlines()
-    assert [line.split("\t")[0] for line in vocab[:5]] == list(tok.SPECIAL_PIECES)
-    # Control symbols never come out of raw text.
-    assert tok.CLS_ID not in processor.encode("[CLS] [SEP] [MASK]")
-
-
 def _reference_truncate(a, b, budget):
     a, b = list(a), list(b)
     while len(a) + len(b) > budget:
@@ -103,20 +93,6 @@ def test_vocabulary_without_special_pieces_is_rejected(tmp_path):
         tok.AlbertTokenizer.from_file(str(tmp_path / "plain.model"))
     with pytest.raises(FileNotFoundError, match="nothing.model"):
         tok.AlbertTokenizer.from_file(str(tmp_path / "nothing.model"))
-
-
-def test_build_vocab_cli(tmp_path, capsys):
-    from training import build_vocab
-
-    corpus = write_corpus(str(tmp_path / "c.txt"), generated_documents(60))
-    prefix = str(tmp_path / "out" / "albert")
-    assert build_vocab.main(["--input", corpus, "--vocab_size", "120", "--model_prefix", prefix]) == 0
-    processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
-    assert [processor.id_to_piece(i) for i in range(5)] == list(tok.SPECIAL_PIECES)
-    assert sorted(os.listdir(tmp_path / "out")) == ["albert.model", "albert.vocab"]
-    assert build_vocab.main(["--input", str(tmp_path / "none*.txt"), "--vocab_size", "120",
-                             "--model_prefix", prefix]) == 2
-    assert "no input files match" in capsys.readouterr().err
 
 
 class _Exported(tf.Module):

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from albert_keras.data.corpus import CorpusError, expand_input_pattern, read_documents
-from albert_keras.tokenizer import train_sentencepiece, write_sentencepiece_model
+from albert_keras.vocabulary import train_sentencepiece, write_sentencepiece_model
 
 
 def corpus_sentences(files, on_invalid_utf8="error"):

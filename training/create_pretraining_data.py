@@ -35,7 +35,8 @@ import numpy as np
 from albert_keras.data.corpus import CorpusCounts, CorpusError, expand_input_pattern, read_documents
 from albert_keras.data.instances import (InstanceCounts, create_instances, pad_instances,
                                          word_start_table)
-from albert_keras.tokenizer import check_special_pieces, normalize_text, read_model_proto
+from albert_keras.tokenizer import normalize_text
+from albert_keras.vocabulary import check_special_pieces, read_model_proto
 
 MASKING_BATCH = 256
 
@@ -219,6 +220,8 @@ def run(args) -> dict:
 
         for k, final in enumerate(finals):
             concatenate_atomically([task.slice_paths[k] for task in tasks], final)
+        # Every shard is complete in the staging directory before the first is moved out,
+        # so a failure above leaves OUTPUT_DIR without any.
         written = []
         for final in finals:
             target = os.path.join(args.output_dir, os.path.basename(final))

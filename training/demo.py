@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from albert_keras.atomic_file import write_text
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "training", "corpus", "bundled_corpus.txt")
 CONFIG = os.path.join("training", "configs", "demo.json")
@@ -30,9 +32,7 @@ def split_corpus(source: str, train_path: str, eval_path: str) -> tuple[int, int
     held_out = [d for i, d in enumerate(documents) if i % step == step - 1]
     train = [d for i, d in enumerate(documents) if i % step != step - 1]
     for path, docs in ((train_path, train), (eval_path, held_out)):
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write("\n\n".join(d.strip("\n") for d in docs) + "\n")
-        os.replace(path + ".tmp", path)
+        write_text(path, "\n\n".join(d.strip("\n") for d in docs) + "\n")
     return len(train), len(held_out)
 
 

@@ -10,15 +10,16 @@ import dataclasses
 import glob
 import json
 import os
-import tempfile
 import typing
 
-from albert_keras.layers import fused_ops
+from albert_keras.atomic_file import write_json
+from albert_keras.config import KERNELS as MODEL_KERNELS
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
-FUSION_MODES = fused_ops.MODES
+# "auto": the host's fastest training kernels (layers.fused_ops.kernels_for_this_host).
+KERNELS = ("auto",) + MODEL_KERNELS
 
 
 @dataclasses.dataclass
@@ -51,9 +52,9 @@ class TrainingOptions:
     tpu: str = ""  # TPU name or address for the cluster resolver
     precision: str = "float32"
     jit_compile: bool = False
-    # Element-wise kernels (albert_keras.layers.fused_ops): "auto" fuses them with XLA in
-    # training steps; "plain" uses TensorFlow ops only (a platform without XLA).
-    fusion: str = "auto"
+    # How the model computes its element-wise work (albert_keras.config.KERNELS):
+    # "auto" takes the fused XLA kernels for this host; "plain" TensorFlow ops only.
+    kernels: str = "auto"
     steps_per_execution: int = 1
     seed: int = 12345
     keep_checkpoints: int = 3
@@ -67,8 +68,8 @@ class TrainingOptions:
             fail("strategy", f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if self.precision not in PRECISIONS:
             fail("precision", f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
-        if self.fusion not in FUSION_MODES:
-            fail("fusion", f"unknown fusion {self.fusion!r}; use one of {', '.join(FUSION_MODES)}")
+        if self.kernels not in KERNELS:
+            fail("kernels", f"unknown kernels {self.kernels!r}; use one of {', '.join(KERNELS)}")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
         for name in ("seq_length", "global_batch_size", "total_steps", "steps_per_epoch",
@@ -232,10 +233,5 @@ def load_experiment(cls, argv=None, description=""):
 
 def write_experiment(experiment, path: str):
     """Writes the effective config (after overrides) atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(experiment), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json(path, dataclasses.asdict(experiment), indent=2, sort_keys=True)

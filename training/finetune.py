@@ -19,11 +19,12 @@ serving.export reads), albert_config.json, spm.model}.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
 import sys
 
+from albert_keras.atomic_file import write_json
 from training.experiment import FinetuneExperiment, load_experiment, write_experiment
 
 
@@ -58,11 +59,13 @@ def build_classifier(experiment, vocab_size: int):
     loaded backbone is made anew from its config and given its weights, whatever
     model held it (a saved classifier's old head is left behind)."""
     from albert_keras import AlbertBackbone, AlbertClassifier
+    from albert_keras.layers.fused_ops import resolve_kernels
     from training import model_setup
 
     if experiment.init_model:
         saved = model_setup.load_backbone(experiment.init_model, field="init_model")
-        config = saved.config
+        config = dataclasses.replace(saved.config,
+                                     kernels=resolve_kernels(experiment.kernels))
         print(f"Backbone from {experiment.init_model} (its config replaces model_preset "
               f"and model_overrides)", flush=True)
     else:
@@ -139,11 +142,8 @@ def write_eval_results(results: dict, output_dir: str, step: int):
     import tensorflow as tf
 
     path = os.path.join(output_dir, "eval_results.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                   for k, v in results.items()}, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    write_json(path, {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                      for k, v in results.items()}, indent=2, sort_keys=True)
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs", "eval"))
     with writer.as_default():
         for name, value in results.items():
@@ -171,7 +171,7 @@ def run(experiment: FinetuneExperiment) -> dict:
     from training.callbacks import current_step
     from training.metrics import task_metrics
 
-    model_setup.set_numerics(experiment.precision, experiment.fusion)
+    model_setup.set_precision(experiment.precision)
     keras.utils.set_random_seed(experiment.seed)
     tokenizer = AlbertTokenizer.from_file(experiment.spm_model, lower_case=not experiment.cased)
     chief = is_chief(strategy)
@@ -183,7 +183,7 @@ def run(experiment: FinetuneExperiment) -> dict:
             model = build_classifier(experiment, tokenizer.vocab_size)
             classification = experiment.task_type == "classification"
             model.compile(
-                optimizer=model_setup.make_optimizer(experiment),
+                optimizer=model_setup.make_optimizer(experiment, model.config.kernels),
                 loss=(keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                       if classification else keras.losses.MeanSquaredError()),
                 metrics=["accuracy"] if classification else None,

@@ -11,22 +11,22 @@ import keras
 import tensorflow as tf
 
 from albert_keras import AlbertConfig
+from albert_keras.atomic_file import atomic_path
 from albert_keras.optimization import create_optimizer
-from albert_keras.layers import fused_ops
-from albert_keras.tokenizer import read_model_proto
+from albert_keras.layers.fused_ops import resolve_kernels
+from albert_keras.vocabulary import read_model_proto
 from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, TrainingRateLogger,
                                 current_step)
 
 
-def set_numerics(precision: str, fusion: str = "auto"):
-    """The dtype policy and the element-wise kernels (fused_ops) of the models built next."""
+def set_precision(precision: str):
+    """The dtype policy of the models built next."""
     keras.config.set_dtype_policy(precision)
-    fused_ops.set_fusion(fusion)
 
 
 def model_config(options) -> AlbertConfig:
-    """The config from a preset or a file, with overrides; vocab_size follows the
-    SentencePiece model when one is given."""
+    """The config from a preset or a file, with overrides and the run's kernels;
+    vocab_size follows the SentencePiece model when one is given."""
     if options.model_config_file:
         config = AlbertConfig.from_json_file(options.model_config_file)
         values = config.to_dict()
@@ -38,15 +38,17 @@ def model_config(options) -> AlbertConfig:
         processor = sentencepiece.SentencePieceProcessor(model_proto=read_model_proto(options.spm_model))
         values["vocab_size"] = processor.get_piece_size()
     values["max_position_embeddings"] = max(values["max_position_embeddings"], options.seq_length)
+    values["kernels"] = resolve_kernels(options.kernels)
     return AlbertConfig.from_dict(values, origin="model config")
 
 
-def make_optimizer(options):
+def make_optimizer(options, kernels: str):
+    """The run's optimizer; kernels: the model's (config.kernels), for LAMB's update."""
     return create_optimizer(
         options.optimizer, learning_rate=options.learning_rate, total_steps=options.total_steps,
         warmup_steps=options.warmup_steps, weight_decay=options.weight_decay,
         beta_1=options.beta_1, beta_2=options.beta_2, epsilon=options.epsilon,
-        clip_norm=options.clip_norm)
+        clip_norm=options.clip_norm, kernels=kernels)
 
 
 def restore_latest(model, checkpoint_dir: str) -> tuple[tf.train.Checkpoint, int]:
@@ -106,8 +108,8 @@ def fit_verbosity() -> int:
 def copy_into(path: str, directory: str, name: str) -> str:
     target = os.path.join(directory, name)
     if os.path.abspath(path) != os.path.abspath(target):
-        shutil.copyfile(path, target + ".tmp")
-        os.replace(target + ".tmp", target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(path, tmp)
     return target
 
 
@@ -128,9 +130,8 @@ def format_results(results: dict) -> str:
 
 
 def save_model_atomically(model, path: str):
-    tmp = path + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".keras") as tmp:  # Keras saves only to *.keras
+        model.save(tmp)
 
 
 def weights_fingerprint(model) -> str:

@@ -15,6 +15,8 @@ import csv
 import os
 import sys
 
+from albert_keras.atomic_file import atomic_path
+
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "bundled_corpus.txt")
 # Chapters per novel, in the corpus's order (training/corpus/README.md).
 NOVELS = (("sense_and_sensibility", 50), ("pride_and_prejudice", 61), ("mansfield_park", 48),
@@ -46,11 +48,10 @@ def write_task(output_dir: str) -> dict[str, int]:
     os.makedirs(output_dir, exist_ok=True)
     for split, examples in rows.items():
         path = os.path.join(output_dir, f"{split}.tsv")
-        with open(path + ".tmp", "w", encoding="utf-8", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
             writer.writerow(("text_a", "label"))
             writer.writerows(examples)
-        os.replace(path + ".tmp", path)
     return {split: len(examples) for split, examples in rows.items()}
 
 

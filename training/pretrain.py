@@ -63,7 +63,7 @@ def run(experiment: PretrainExperiment) -> dict:
     from training import model_setup
     from training.callbacks import current_step
 
-    model_setup.set_numerics(experiment.precision, experiment.fusion)
+    model_setup.set_precision(experiment.precision)
     keras.utils.set_random_seed(experiment.seed)
     chief = is_chief(strategy)
     output = WorkerOutput(experiment.output_dir, chief)
@@ -76,7 +76,7 @@ def run(experiment: PretrainExperiment) -> dict:
             if experiment.init_checkpoint:  # continue from another model's backbone
                 saved = model_setup.load_backbone(experiment.init_checkpoint, "init_checkpoint")
                 model.backbone.set_weights(saved.get_weights())
-            model.compile(optimizer=model_setup.make_optimizer(experiment),
+            model.compile(optimizer=model_setup.make_optimizer(experiment, config.kernels),
                           jit_compile=experiment.jit_compile,
                           steps_per_execution=experiment.steps_per_execution)
             # Every worker restores from the chief's directory (a shared file system).

@@ -18,7 +18,7 @@ import random
 
 import numpy as np
 
-from albert_keras.tokenizer import CLS_ID, SEP_ID, is_word_start_piece
+from albert_keras.special_tokens import CLS_ID, SEP_ID, is_word_start_piece
 
 
 @dataclasses.dataclass

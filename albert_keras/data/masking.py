@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from albert_keras.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID
-
-FIRST_ORDINARY_ID = MASK_ID + 1  # ids 0-4: <pad>, <unk>, [CLS], [SEP], [MASK]
+from albert_keras.special_tokens import CLS_ID, FIRST_ORDINARY_ID, MASK_ID, PAD_ID, SEP_ID
 
 
 def ngram_probabilities(max_ngram: int = 3) -> list[float]:

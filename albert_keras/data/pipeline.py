@@ -16,8 +16,9 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from albert_keras.data.masking import FIRST_ORDINARY_ID, mask_batch
+from albert_keras.data.masking import mask_batch
 from albert_keras.data.records import LABEL_FEATURE, PREDICTION_FEATURES, feature_spec, first_record
+from albert_keras.special_tokens import FIRST_ORDINARY_ID
 
 OUTPUT_FEATURES = (
     "input_ids", "segment_ids", "input_mask",

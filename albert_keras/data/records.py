@@ -11,11 +11,12 @@ reference reader still parses them; our reader masks any record whose weights ar
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import numpy as np
 import tensorflow as tf
+
+from albert_keras.atomic_file import atomic_path
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids", "token_boundary")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
@@ -124,13 +125,7 @@ class RoundRobinWriter:
 def concatenate_atomically(parts: list[str], path: str):
     """Joins TFRecord files (valid framing survives concatenation) into `path`,
     written under a temporary name and renamed when complete."""
-    temporary = path + ".incomplete"
-    try:
-        with open(temporary, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_path(path) as temporary, open(temporary, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)

@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from albert_keras.layers.variables import stored_value
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
@@ -39,26 +38,27 @@ class FactorizedEmbedding(keras.layers.Layer):
         return keras.initializers.TruncatedNormal(stddev=self.initializer_range)
 
     def build(self, input_ids_shape=None, segment_ids_shape=None):
+        # autocast=False: the tables are read as stored (float32). Rows are gathered
+        # first and cast after; Keras' autocast would cast every row of the V x E
+        # matrix at each call.
         self.word_embeddings = self.add_weight(
             shape=(self.vocab_size, self.embedding_size), initializer=self._initializer(),
-            name="word_embeddings")
+            name="word_embeddings", autocast=False)
         self.token_type_embeddings = self.add_weight(
             shape=(self.type_vocab_size, self.embedding_size),
-            initializer=self._initializer(), name="token_type_embeddings")
+            initializer=self._initializer(), name="token_type_embeddings", autocast=False)
         self.position_embeddings = self.add_weight(
             shape=(self.max_position_embeddings, self.embedding_size),
-            initializer=self._initializer(), name="position_embeddings")
+            initializer=self._initializer(), name="position_embeddings", autocast=False)
         self.layer_norm.build((None, None, self.embedding_size))
         self.projection.build((None, None, self.embedding_size))
         self.built = True
 
     def call(self, input_ids, segment_ids, training=None):
         seq_length = ops.shape(input_ids)[1]
-        # Gather from the float32 tables, then cast the rows: reading the tables through
-        # Keras' autocast would cast every row of the V x E matrix at each call.
-        words = ops.take(stored_value(self.word_embeddings), input_ids, axis=0)
-        types = ops.take(stored_value(self.token_type_embeddings), segment_ids, axis=0)
-        positions = stored_value(self.position_embeddings)[:seq_length]
+        words = ops.take(self.word_embeddings, input_ids, axis=0)
+        types = ops.take(self.token_type_embeddings, segment_ids, axis=0)
+        positions = ops.convert_to_tensor(self.position_embeddings)[:seq_length]
         x = words + types + ops.expand_dims(positions, 0)  # LayerNorm computes in float32
         x = self.layer_norm(x)
         x = self.dropout(x, training=training)

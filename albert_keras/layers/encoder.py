@@ -1,27 +1,29 @@
 """The post-LN transformer block and ALBERT's cross-layer shared encoder.
 
-SelfAttention and FeedForward are the two sub-layers of a block, each with its own
-residual LayerNorm, so that the paper's Table 4 ablations (share only attention, or
-only the FFN) are expressed by reusing sub-layer objects. Sharing by reuse means
-count_params() and the checkpoint hold each shared weight once.
+Read top to bottom: `multi_head_attention` states attention plainly (the spec);
+SelfAttention and FeedForward are the two sub-layers of a block, each ending in its
+own residual LayerNorm, computed the fast way (tested against the spec and numpy);
+TransformerBlock chains them; SharedEncoder applies blocks with ALBERT's sharing.
 
-The Dense / LayerNormalization sub-layers hold the weights (their names are the
-checkpoint layout); the blocks compute with them directly: 2-D matmuls on
-[tokens, H], kernels cast to the compute dtype once per call for all the layers that
-share them, and the element-wise work between the GEMMs done by fused_ops (one XLA
-kernel each in training, plain TensorFlow ops for inference and export).
+The paper's Table 4 ablations (share only attention, or only the FFN) are expressed by
+reusing sub-layer objects, so count_params() and the checkpoint hold each shared
+weight once. The fast path differs from the spec only in how it computes:
+- 2-D matmuls on [tokens, H], and each shared kernel cast to the compute dtype once
+  per call for all the layers that use it (SharedEncoder);
+- the element-wise work between the GEMMs by fused_ops, in the form the model's
+  `kernels` names (config.KERNELS): plain TensorFlow ops or fused XLA kernels.
 """
 
 import keras
 import tensorflow as tf
-from keras import ops
 
+from albert_keras.config import (check_kernels, check_structure, group_of_layer,
+                                 shares_attention, shares_feed_forward)
 from albert_keras.layers import fused_ops
 from albert_keras.layers.activation import get_activation
-from albert_keras.layers.variables import stored_value
 
 # Softmax runs in float32; this additive bias removes padded keys.
-_MASK_BIAS = -1e9
+MASK_BIAS = -1e9
 
 
 def attention_bias(input_mask):
@@ -30,215 +32,260 @@ def attention_bias(input_mask):
     Built inside each attention call from the integer mask: a float bias passed
     between layers would be autocast to float16 and overflow to -inf.
     """
-    mask = ops.cast(input_mask, "float32")
-    return ops.expand_dims(ops.expand_dims((1.0 - mask) * _MASK_BIAS, 1), 1)
+    mask = tf.cast(input_mask, tf.float32)
+    return ((1.0 - mask) * MASK_BIAS)[:, None, None, :]
 
 
-def _output_shape(x_shape, positions=None):
-    """[batch, seq, H], or [batch, P, H] when only `positions` [batch, P] are computed."""
-    if positions is None:
-        return tuple(x_shape)
-    return (x_shape[0], positions.shape[1], x_shape[-1])
+def multi_head_attention(x, input_mask, weights, num_heads, dropout=None):
+    """Multi-head self-attention as ALBERT (and BERT) define it, in float32.
 
+    x: [batch, seq, H]; input_mask: [batch, seq], 1 for tokens, 0 for padding;
+    weights: {"query" | "key" | "value" | "output": (kernel [H, H], bias [H])};
+    dropout: optional function applied to the attention probabilities.
 
-def _dense(units, initializer_range, dtype, name, activation=None):
-    return keras.layers.Dense(
-        units, activation=activation,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
-        dtype=dtype, name=name)
+        q, k, v = x Wq + bq, x Wk + bk, x Wv + bv        each split into heads of d = H / heads
+        scores  = q kᵀ / sqrt(d) + mask bias              -1e9 at padded keys
+        probs   = softmax(scores)                         over the keys
+        context = dropout(probs) v                        heads joined again: [batch, seq, H]
+        return    context Wo + bo
 
-
-def _own_kernels(layer, names, dtype):
-    """{name: kernel cast to dtype} for a sub-layer called on its own."""
-    return {name: tf.cast(stored_value(getattr(layer, name).kernel), dtype) for name in names}
-
-
-def _residual_output(sublayer, x, h2d, kernel, training, extra_bias=None):
-    """LayerNorm(x + Dropout(h @ kernel + bias [+ extra_bias])), the end of both sub-layers.
-
-    x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K]. The bias is folded
-    into the (fused) residual LayerNorm unless dropout has to come after it.
+    SelfAttention.call computes the same (plus its residual LayerNorm) the fast way.
     """
-    x2d = tf.reshape(x, (-1, sublayer.hidden_size))
-    out = tf.matmul(h2d, kernel)
-    bias = stored_value(sublayer.output_dense.bias)
-    if extra_bias is not None:
-        bias = bias + extra_bias
-    if training and sublayer.hidden_dropout_rate > 0:
-        out = sublayer.output_dropout(tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
-                                      training=training)
-        bias = None
-    layer_norm = sublayer.layer_norm
-    out = fused_ops.residual_layer_norm(
-        x2d, out, bias, stored_value(layer_norm.gamma), stored_value(layer_norm.beta),
-        sublayer.layer_norm_eps, training=training)
-    return tf.reshape(out, tf.shape(x))
+    x = tf.cast(x, tf.float32)
+    batch, seq, hidden = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+    head_size = hidden // num_heads
+
+    def dense(t, name):
+        kernel, bias = weights[name]
+        return tf.matmul(t, tf.cast(kernel, tf.float32)) + tf.cast(bias, tf.float32)
+
+    def split_heads(t):  # [batch, seq, H] -> [batch, heads, seq, d]
+        return tf.transpose(tf.reshape(t, (batch, seq, num_heads, head_size)), (0, 2, 1, 3))
+
+    q, k, v = (split_heads(dense(x, name)) for name in ("query", "key", "value"))
+    scores = tf.matmul(q, k, transpose_b=True) / head_size ** 0.5 + attention_bias(input_mask)
+    probs = tf.nn.softmax(scores, axis=-1)
+    if dropout is not None:
+        probs = dropout(probs)
+    context = tf.reshape(tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3)), (batch, seq, hidden))
+    return dense(context, "output")
+
+
+# --- weights -------------------------------------------------------------------------
+
+def _initializer(stddev):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
-class SelfAttention(keras.layers.Layer):
-    """h = LayerNorm(x + Dropout(Dense(MultiHeadAttention(x)))). Scores and softmax in float32."""
+class DenseWeights(keras.layers.Layer):
+    """The kernel [in, out] and bias [out] of one of a block's projections.
 
-    def __init__(self, hidden_size, num_attention_heads, attention_dropout=0.0,
-                 hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02, **kwargs):
+    Only weights: the sub-layers do the arithmetic, with kernels cast once for every
+    layer that shares them. Names and shapes are those of a keras Dense, which is what
+    the converters and checkpoints address ("query/kernel", ...).
+    """
+
+    def __init__(self, units, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
-        if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size {hidden_size} is not divisible by "
-                             f"num_attention_heads {num_attention_heads}")
-        self.hidden_size = hidden_size
-        self.num_attention_heads = num_attention_heads
-        self.head_size = hidden_size // num_attention_heads
-        self.attention_dropout_rate = attention_dropout
-        self.hidden_dropout_rate = hidden_dropout
-        self.layer_norm_eps = layer_norm_eps
+        self.units = units
         self.initializer_range = initializer_range
-        policy = self.dtype_policy
-        self.query = _dense(hidden_size, initializer_range, policy, "query")
-        self.key = _dense(hidden_size, initializer_range, policy, "key")
-        self.value = _dense(hidden_size, initializer_range, policy, "value")
-        self.output_dense = _dense(hidden_size, initializer_range, policy, "dense")
-        self.attention_dropout = keras.layers.Dropout(attention_dropout, dtype=policy)
-        self.output_dropout = keras.layers.Dropout(hidden_dropout, dtype=policy)
-        self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_eps, dtype=policy, name="layer_norm")
+        self.kernel_initializer = _initializer(initializer_range)
 
-    def build(self, x_shape, input_mask_shape=None):
-        for dense in (self.query, self.key, self.value, self.output_dense):
-            dense.build((None, None, self.hidden_size))
-        self.layer_norm.build((None, None, self.hidden_size))
+    def build(self, input_dim):
+        # autocast=False: read as stored (float32) whatever the dtype policy; the
+        # sub-layers cast kernels themselves and keep biases float32 for fused_ops.
+        self.kernel = self.add_weight(shape=(input_dim, self.units), name="kernel",
+                                      initializer=self.kernel_initializer, autocast=False)
+        self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="zeros",
+                                    autocast=False)
         self.built = True
-
-    KERNELS = ("query", "key", "value", "output_dense")
-
-    def call(self, x, input_mask, training=None, kernels=None, query_positions=None):
-        """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
-
-        kernels: optional {name: kernel already in the compute dtype} for KERNELS, given
-        by SharedEncoder, which casts a shared kernel once for all its uses.
-        query_positions: optional int [batch, P]; the output is then [batch, P, H], the
-        rows of the full output at those positions (keys and values still span all of x),
-        for callers that read only a few positions of the last layer.
-        """
-        dtype = self.compute_dtype
-        if kernels is None:
-            kernels = _own_kernels(self, self.KERNELS, dtype)
-        x = tf.cast(x, dtype)
-        batch, seq = tf.shape(x)[0], tf.shape(x)[1]
-        x2d = tf.reshape(x, (-1, self.hidden_size))
-        queries, query_len, queries2d = x, seq, x2d
-        if query_positions is not None:
-            queries = tf.gather(x, tf.cast(query_positions, tf.int32), batch_dims=1)
-            query_len = tf.shape(queries)[1]
-            queries2d = tf.reshape(queries, (-1, self.hidden_size))
-
-        heads, head_size = self.num_attention_heads, self.head_size
-        scale = 1.0 / head_size ** 0.5
-        fold_scale = not fused_ops.use_xla(training)  # the fused softmax scales for free
-
-        # At inference two biases need no [tokens, H] add (exact algebra, any input):
-        # the key bias shifts all of a query's scores equally, which softmax ignores,
-        # and since each row of probabilities sums to 1 the value bias reaches the
-        # output as value_bias @ W_out, a [H] vector added with the output bias.
-        inference = not training
-
-        def project(name, source2d, length, add_bias=True):  # -> [batch, heads, length, d]
-            kernel = kernels[name]
-            bias = tf.cast(stored_value(getattr(self, name).bias), dtype)
-            if name == "query" and fold_scale:
-                # q * scale, as a [H, H] kernel scaling rather than a [tokens, H] one
-                kernel, bias = kernel * tf.cast(scale, dtype), bias * tf.cast(scale, dtype)
-            h = tf.reshape(tf.matmul(source2d, kernel), (batch, length, heads, head_size))
-            if add_bias:
-                # Added after the reshape on purpose: grappler would otherwise fuse
-                # MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
-                h = h + tf.reshape(bias, (heads, head_size))
-            return tf.transpose(h, (0, 2, 1, 3))
-
-        # Batched matmuls on [batch, heads, seq, head_size]: their gradients are plain
-        # batched matmuls too, where einsum's were 4x slower on CPU (BENCHMARKS.md).
-        q = project("query", queries2d, query_len)
-        k = project("key", x2d, seq, add_bias=not inference)
-        v = project("value", x2d, seq, add_bias=not inference)
-        scores = tf.matmul(q, k, transpose_b=True)
-        probs = fused_ops.scaled_masked_softmax(
-            scores, attention_bias(input_mask), scale, training=training)  # plain: pre-scaled
-        probs = self.attention_dropout(probs, training=training)
-        context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
-        context = tf.reshape(context, (-1, self.hidden_size))
-        extra_bias = None
-        if inference:
-            extra_bias = tf.linalg.matvec(stored_value(self.output_dense.kernel),
-                                          stored_value(self.value.bias), transpose_a=True)
-        return _residual_output(self, queries, context, kernels["output_dense"], training,
-                                extra_bias)
-
-    def compute_output_spec(self, x, input_mask, training=None, kernels=None,
-                            query_positions=None):
-        return keras.KerasTensor(_output_shape(x.shape, query_positions),
-                                 dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            hidden_size=self.hidden_size, num_attention_heads=self.num_attention_heads,
-            attention_dropout=self.attention_dropout_rate,
-            hidden_dropout=self.hidden_dropout_rate, layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range)
+        config.update(units=self.units, initializer_range=self.initializer_range)
         return config
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
-class FeedForward(keras.layers.Layer):
-    """out = LayerNorm(h + Dropout(Dense(I -> H)(act(Dense(H -> I)(h)))))."""
+class LayerNormWeights(keras.layers.Layer):
+    """The gamma and beta [H] of a residual LayerNorm (fused_ops.residual_layer_norm)."""
 
-    def __init__(self, hidden_size, intermediate_size, activation="gelu_tanh",
-                 hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02, **kwargs):
+    def build(self, hidden_size):
+        self.gamma = self.add_weight(shape=(hidden_size,), name="gamma", initializer="ones",
+                                     autocast=False)
+        self.beta = self.add_weight(shape=(hidden_size,), name="beta", initializer="zeros",
+                                    autocast=False)
+        self.built = True
+
+
+def _cast_kernels(layer, names, dtype):
+    """{name: layer.<name>.kernel in dtype}, for a sub-layer called on its own."""
+    return {name: tf.cast(getattr(layer, name).kernel, dtype) for name in names}
+
+
+class _ResidualSubLayer(keras.layers.Layer):
+    """What both sub-layers share: an output projection, then
+    out = LayerNorm(x + Dropout(h Wout + bout)).
+    """
+
+    def __init__(self, hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
+                 kernels, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
-        self.intermediate_size = intermediate_size
-        self.activation = activation
         self.hidden_dropout_rate = hidden_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        policy = self.dtype_policy
-        get_activation(activation)  # fails early on an unknown name
-        self.intermediate = _dense(intermediate_size, initializer_range, policy, "ffn")
-        self.output_dense = _dense(hidden_size, initializer_range, policy, "ffn_output")
-        self.output_dropout = keras.layers.Dropout(hidden_dropout, dtype=policy)
-        self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_eps, dtype=policy, name="layer_norm")
+        self.kernels = check_kernels(kernels, f"{type(self).__name__} kernels")
 
-    def build(self, x_shape):
-        self.intermediate.build((None, None, self.hidden_size))
-        self.output_dense.build((None, None, self.intermediate_size))
-        self.layer_norm.build((None, None, self.hidden_size))
-        self.built = True
-
-    KERNELS = ("intermediate", "output_dense")
-
-    def call(self, x, training=None, kernels=None):
-        """x: [batch, seq, H]; kernels: as in SelfAttention.call, for KERNELS."""
-        dtype = self.compute_dtype
-        if kernels is None:
-            kernels = _own_kernels(self, self.KERNELS, dtype)
-        x = tf.cast(x, dtype)
-        x2d = tf.reshape(x, (-1, self.hidden_size))
-        h = fused_ops.bias_activation(tf.matmul(x2d, kernels["intermediate"]),
-                                      stored_value(self.intermediate.bias), self.activation,
+    def _add_and_normalize(self, x, h2d, output_kernel, training):
+        """x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K] before the output
+        projection. The bias is folded into the residual LayerNorm unless dropout has to
+        come after it."""
+        out = tf.matmul(h2d, output_kernel)
+        bias = self.output_dense.bias
+        if training and self.hidden_dropout_rate > 0:
+            out = self.output_dropout(tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
                                       training=training)
-        return _residual_output(self, x, h, kernels["output_dense"], training)
+            bias = None
+        out = fused_ops.residual_layer_norm(
+            tf.reshape(x, (-1, self.hidden_size)), out, bias, self.layer_norm.gamma,
+            self.layer_norm.beta, self.layer_norm_eps, self.kernels)
+        return tf.reshape(out, tf.shape(x))
 
-    def compute_output_shape(self, x_shape):
+    def compute_output_shape(self, x_shape, *args):
         return x_shape
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
-            activation=self.activation, hidden_dropout=self.hidden_dropout_rate,
-            layer_norm_eps=self.layer_norm_eps, initializer_range=self.initializer_range)
+        config.update(hidden_size=self.hidden_size, hidden_dropout=self.hidden_dropout_rate,
+                      layer_norm_eps=self.layer_norm_eps,
+                      initializer_range=self.initializer_range, kernels=self.kernels)
         return config
 
+
+# --- the two sub-layers --------------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="albert_keras")
+class SelfAttention(_ResidualSubLayer):
+    """h = LayerNorm(x + Dropout(multi_head_attention(x))). Scores and softmax in float32."""
+
+    KERNELS = ("query", "key", "value", "output_dense")
+
+    def __init__(self, hidden_size, num_attention_heads, attention_dropout=0.0,
+                 hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02,
+                 kernels="plain", **kwargs):
+        super().__init__(hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
+                         kernels, **kwargs)
+        check_structure(hidden_size, num_attention_heads, 1, 1, "all", where="SelfAttention")
+        self.num_attention_heads = num_attention_heads
+        self.head_size = hidden_size // num_attention_heads
+        self.attention_dropout_rate = attention_dropout
+        policy = self.dtype_policy
+        self.query = DenseWeights(hidden_size, initializer_range, dtype=policy, name="query")
+        self.key = DenseWeights(hidden_size, initializer_range, dtype=policy, name="key")
+        self.value = DenseWeights(hidden_size, initializer_range, dtype=policy, name="value")
+        self.output_dense = DenseWeights(hidden_size, initializer_range, dtype=policy,
+                                         name="dense")
+        self.attention_dropout = keras.layers.Dropout(attention_dropout, dtype=policy)
+        self.output_dropout = keras.layers.Dropout(hidden_dropout, dtype=policy)
+        self.layer_norm = LayerNormWeights(dtype=policy, name="layer_norm")
+
+    def build(self, x_shape, input_mask_shape=None):
+        for weights in (self.query, self.key, self.value, self.output_dense):
+            weights.build(self.hidden_size)
+        self.layer_norm.build(self.hidden_size)
+        self.built = True
+
+    def weights_by_role(self):
+        """The weights in multi_head_attention's layout."""
+        return {role: (layer.kernel, layer.bias) for role, layer in
+                (("query", self.query), ("key", self.key), ("value", self.value),
+                 ("output", self.output_dense))}
+
+    def call(self, x, input_mask, training=None, cast_kernels=None):
+        """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
+
+        multi_head_attention's steps, then the residual LayerNorm. cast_kernels:
+        optional {name: kernel already in the compute dtype} for KERNELS, given by
+        SharedEncoder, which casts a shared kernel once for all its uses.
+        """
+        dtype = self.compute_dtype
+        kernels = cast_kernels or _cast_kernels(self, self.KERNELS, dtype)
+        x = tf.cast(x, dtype)
+        batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+        heads, head_size = self.num_attention_heads, self.head_size
+        x2d = tf.reshape(x, (-1, self.hidden_size))
+
+        def split_heads(name):  # x W + b -> [batch, heads, seq, d]
+            h = tf.reshape(tf.matmul(x2d, kernels[name]), (batch, seq, heads, head_size))
+            # The bias is added after the reshape on purpose: grappler would otherwise
+            # fuse MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
+            h = h + tf.reshape(tf.cast(getattr(self, name).bias, dtype), (heads, head_size))
+            return tf.transpose(h, (0, 2, 1, 3))
+
+        # Batched matmuls on [batch, heads, seq, d]: their gradients are batched matmuls
+        # too, where einsum's were 1.4x slower on CPU (BENCHMARKS.md).
+        q, k, v = split_heads("query"), split_heads("key"), split_heads("value")
+        scores = tf.matmul(q, k, transpose_b=True)
+        probs = fused_ops.masked_softmax(scores, attention_bias(input_mask),
+                                         1.0 / head_size ** 0.5, self.kernels)
+        probs = self.attention_dropout(probs, training=training)
+        context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
+        context = tf.reshape(context, (-1, self.hidden_size))
+        return self._add_and_normalize(x, context, kernels["output_dense"], training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_attention_heads=self.num_attention_heads,
+                      attention_dropout=self.attention_dropout_rate)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="albert_keras")
+class FeedForward(_ResidualSubLayer):
+    """out = LayerNorm(h + Dropout(Dense(I -> H)(act(Dense(H -> I)(h)))))."""
+
+    KERNELS = ("intermediate", "output_dense")
+
+    def __init__(self, hidden_size, intermediate_size, activation="gelu_tanh",
+                 hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02,
+                 kernels="plain", **kwargs):
+        super().__init__(hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
+                         kernels, **kwargs)
+        self.intermediate_size = intermediate_size
+        self.activation = activation
+        get_activation(activation)  # fails early on an unknown name
+        policy = self.dtype_policy
+        self.intermediate = DenseWeights(intermediate_size, initializer_range, dtype=policy,
+                                         name="ffn")
+        self.output_dense = DenseWeights(hidden_size, initializer_range, dtype=policy,
+                                         name="ffn_output")
+        self.output_dropout = keras.layers.Dropout(hidden_dropout, dtype=policy)
+        self.layer_norm = LayerNormWeights(dtype=policy, name="layer_norm")
+
+    def build(self, x_shape):
+        self.intermediate.build(self.hidden_size)
+        self.output_dense.build(self.intermediate_size)
+        self.layer_norm.build(self.hidden_size)
+        self.built = True
+
+    def call(self, x, training=None, cast_kernels=None):
+        """x: [batch, seq, H]; cast_kernels: as in SelfAttention.call, for KERNELS."""
+        kernels = cast_kernels or _cast_kernels(self, self.KERNELS, self.compute_dtype)
+        x = tf.cast(x, self.compute_dtype)
+        x2d = tf.reshape(x, (-1, self.hidden_size))
+        h = fused_ops.bias_activation(tf.matmul(x2d, kernels["intermediate"]),
+                                      self.intermediate.bias, self.activation, self.kernels)
+        return self._add_and_normalize(x, h, kernels["output_dense"], training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(intermediate_size=self.intermediate_size, activation=self.activation)
+        return config
+
+
+# --- the block and the shared stack ----------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="albert_keras")
 class TransformerBlock(keras.layers.Layer):
@@ -251,8 +298,8 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_attention_heads, intermediate_size,
                  activation="gelu_tanh", hidden_dropout=0.0, attention_dropout=0.0,
-                 layer_norm_eps=1e-12, initializer_range=0.02, attention=None,
-                 feed_forward=None, **kwargs):
+                 layer_norm_eps=1e-12, initializer_range=0.02, kernels="plain",
+                 attention=None, feed_forward=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -262,14 +309,17 @@ class TransformerBlock(keras.layers.Layer):
         self.attention_dropout_rate = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.kernels = check_kernels(kernels, "TransformerBlock kernels")
         self.attention = attention or SelfAttention(
             hidden_size, num_attention_heads, attention_dropout=attention_dropout,
             hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-            initializer_range=initializer_range, dtype=self.dtype_policy, name="attention")
+            initializer_range=initializer_range, kernels=kernels, dtype=self.dtype_policy,
+            name="attention")
         self.feed_forward = feed_forward or FeedForward(
             hidden_size, intermediate_size, activation=activation,
             hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-            initializer_range=initializer_range, dtype=self.dtype_policy, name="feed_forward")
+            initializer_range=initializer_range, kernels=kernels, dtype=self.dtype_policy,
+            name="feed_forward")
 
     def build(self, x_shape, input_mask_shape=None):
         if not self.attention.built:
@@ -278,18 +328,14 @@ class TransformerBlock(keras.layers.Layer):
             self.feed_forward.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, kernels=None, query_positions=None):
-        """kernels: optional (attention kernels, FFN kernels); query_positions: optional
-        int [batch, P] to compute only those output rows. See SelfAttention.call."""
-        attention_kernels, feed_forward_kernels = kernels or (None, None)
-        x = self.attention(x, input_mask, training=training, kernels=attention_kernels,
-                           query_positions=query_positions)
-        return self.feed_forward(x, training=training, kernels=feed_forward_kernels)
+    def call(self, x, input_mask, training=None, cast_kernels=None):
+        """cast_kernels: optional (attention's, feed-forward's), see SelfAttention.call."""
+        attention_kernels, feed_forward_kernels = cast_kernels or (None, None)
+        x = self.attention(x, input_mask, training=training, cast_kernels=attention_kernels)
+        return self.feed_forward(x, training=training, cast_kernels=feed_forward_kernels)
 
-    def compute_output_spec(self, x, input_mask, training=None, kernels=None,
-                            query_positions=None):
-        return keras.KerasTensor(_output_shape(x.shape, query_positions),
-                                 dtype=self.compute_dtype)
+    def compute_output_shape(self, x_shape, input_mask_shape=None):
+        return x_shape
 
     def get_config(self):
         config = super().get_config()
@@ -298,16 +344,50 @@ class TransformerBlock(keras.layers.Layer):
             intermediate_size=self.intermediate_size, activation=self.activation,
             hidden_dropout=self.hidden_dropout_rate,
             attention_dropout=self.attention_dropout_rate, layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range)
+            initializer_range=self.initializer_range, kernels=self.kernels)
         return config
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _sum_in_float32(grads):
+    return tf.add_n([tf.cast(g, tf.float32) for g in grads])
+
+
+def cast_once_for_uses(kernel, dtype, uses, kernels):
+    """`uses` copies of float32 `kernel` cast to `dtype`, cast once.
+
+    ALBERT applies one kernel in every layer; under mixed precision each use would
+    cast it again (12 casts of every shared weight per step for base). The gradient
+    sums the uses' gradients in float32, as the per-use casts did, in one fused pass
+    (an XLA kernel, so only with fused kernels; plain ops keep the per-use casts,
+    which grappler merges into one when no gradient is taken).
+    """
+    kernel = tf.convert_to_tensor(kernel)
+    if uses == 1 or kernel.dtype == tf.as_dtype(dtype) or not fused_ops.is_fused(kernels):
+        return [tf.cast(kernel, dtype) for _ in range(uses)]
+
+    @tf.custom_gradient
+    def fan_out(value):
+        cast = tf.cast(value, dtype)
+
+        def grad(*upstream):
+            present = [g for g in upstream if g is not None]
+            if not present:
+                return tf.zeros_like(value)
+            return _sum_in_float32(present)
+
+        return [tf.identity(cast) for _ in range(uses)], grad
+
+    return fan_out(kernel)
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
 class SharedEncoder(keras.layers.Layer):
     """num_layers post-LN blocks with ALBERT's cross-layer sharing.
 
-    Layer i (of L) belongs to group floor(i * G / L); each group holds inner_group_num
-    blocks run one after another. sharing decides which sub-layers a group owns:
+    Layer i (of L) belongs to group floor(i * G / L) (config.group_of_layer); each
+    group holds inner_group_num blocks run one after another. sharing decides which
+    sub-layers a group owns:
       "all"        attention and FFN owned by the group (reference ALBERT)
       "attention"  attention owned by the group, FFN owned by each layer
       "ffn"        FFN owned by the group, attention owned by each layer
@@ -320,12 +400,10 @@ class SharedEncoder(keras.layers.Layer):
     def __init__(self, num_layers, hidden_size, num_attention_heads, intermediate_size,
                  num_groups=1, inner_group_num=1, sharing="all", activation="gelu_tanh",
                  hidden_dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
-                 initializer_range=0.02, **kwargs):
+                 initializer_range=0.02, kernels="plain", **kwargs):
         super().__init__(**kwargs)
-        if sharing not in ("all", "attention", "ffn", "none"):
-            raise ValueError(f"Unknown sharing mode {sharing!r}")
-        if num_layers % num_groups:
-            raise ValueError(f"num_layers {num_layers} is not divisible by num_groups {num_groups}")
+        check_structure(hidden_size, num_attention_heads, num_layers, num_groups, sharing,
+                        where="SharedEncoder")
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -338,6 +416,7 @@ class SharedEncoder(keras.layers.Layer):
         self.attention_dropout_rate = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.kernels = check_kernels(kernels, "SharedEncoder kernels")
         policy = self.dtype_policy
 
         def owners(shared):
@@ -346,15 +425,15 @@ class SharedEncoder(keras.layers.Layer):
         self.attention_layers = [
             SelfAttention(hidden_size, num_attention_heads, attention_dropout=attention_dropout,
                           hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-                          initializer_range=initializer_range, dtype=policy,
+                          initializer_range=initializer_range, kernels=kernels, dtype=policy,
                           name=f"attention_{j}")
-            for j in range(owners(sharing in ("all", "attention")))]
+            for j in range(owners(shares_attention(sharing)))]
         self.feed_forward_layers = [
             FeedForward(hidden_size, intermediate_size, activation=activation,
                         hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-                        initializer_range=initializer_range, dtype=policy,
+                        initializer_range=initializer_range, kernels=kernels, dtype=policy,
                         name=f"feed_forward_{j}")
-            for j in range(owners(sharing in ("all", "ffn")))]
+            for j in range(owners(shares_feed_forward(sharing)))]
         # One block object per distinct (attention, FFN) pair, in first-use order.
         self.blocks = []
         self._schedule = []  # block index of every step (layer, inner)
@@ -370,87 +449,69 @@ class SharedEncoder(keras.layers.Layer):
                         hidden_size, num_attention_heads, intermediate_size,
                         activation=activation, hidden_dropout=hidden_dropout,
                         attention_dropout=attention_dropout, layer_norm_eps=layer_norm_eps,
-                        initializer_range=initializer_range,
+                        initializer_range=initializer_range, kernels=kernels,
                         attention=self.attention_layers[pair[0]],
                         feed_forward=self.feed_forward_layers[pair[1]], dtype=policy,
                         name=f"block_{len(self.blocks)}"))
                 self._schedule.append(pair_to_block[pair])
                 self._pairs.append(pair)
 
-    def group_of_layer(self, layer_index):
-        return layer_index * self.num_groups // self.num_layers
-
     def _owner(self, shared, layer_index, inner):
-        outer = self.group_of_layer(layer_index) if shared else layer_index
-        return outer * self.inner_group_num + inner
+        group = group_of_layer(layer_index, self.num_layers, self.num_groups)
+        return (group if shared else layer_index) * self.inner_group_num + inner
 
     def attention_index(self, layer_index, inner=0):
-        return self._owner(self.sharing in ("all", "attention"), layer_index, inner)
+        return self._owner(shares_attention(self.sharing), layer_index, inner)
 
     def feed_forward_index(self, layer_index, inner=0):
-        return self._owner(self.sharing in ("all", "ffn"), layer_index, inner)
+        return self._owner(shares_feed_forward(self.sharing), layer_index, inner)
 
     def build(self, x_shape, input_mask_shape=None):
         for layer in self.attention_layers + self.feed_forward_layers + self.blocks:
             layer.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, return_all_layers=False,
-             output_positions=None):
+    def call(self, x, input_mask, training=None, return_all_layers=False):
         """x: [batch, seq, H]; input_mask: [batch, seq] of 1 (token) / 0 (padding).
 
         Returns the last layer's output, or with return_all_layers a list of L + 1
         tensors: the input followed by every layer's output.
-
-        output_positions: optional int [batch, P]. The output is then the last layer's
-        output at those positions only, [batch, P, H], and the last block computes just
-        those rows: the heads of pretraining and classification read 1 + 20 of 128
-        positions, so most of the last block's work (about 70% of it) is never needed.
         """
-        if return_all_layers and output_positions is not None:
-            raise ValueError("SharedEncoder: return_all_layers and output_positions "
-                             "cannot be used together")
         attention_kernels = self._kernels_per_use(
-            self.attention_layers, [a for a, _ in self._pairs], training)
+            self.attention_layers, [a for a, _ in self._pairs])
         feed_forward_kernels = self._kernels_per_use(
-            self.feed_forward_layers, [f for _, f in self._pairs], training)
+            self.feed_forward_layers, [f for _, f in self._pairs])
         hidden_states = [x]
         step = 0
         for _ in range(self.num_layers):
             for _ in range(self.inner_group_num):
                 attention, feed_forward = self._pairs[step]
-                kernels = (next(attention_kernels[attention]),
-                           next(feed_forward_kernels[feed_forward]))
-                last = step == len(self._schedule) - 1
+                cast_kernels = (next(attention_kernels[attention]),
+                                next(feed_forward_kernels[feed_forward]))
                 x = self.blocks[self._schedule[step]](
-                    x, input_mask, training=training, kernels=kernels,
-                    query_positions=output_positions if last else None)
+                    x, input_mask, training=training, cast_kernels=cast_kernels)
                 step += 1
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
 
-    def _kernels_per_use(self, owners, owner_of_step, training):
+    def _kernels_per_use(self, owners, owner_of_step):
         """For each owner sub-layer, an iterator over its uses of {name: kernel}, every
-        shared kernel cast to the compute dtype once (fused_ops.cast_for_uses)."""
+        shared kernel cast to the compute dtype once (cast_once_for_uses)."""
         per_owner = []
         for index, layer in enumerate(owners):
             uses = owner_of_step.count(index)
-            copies = {name: fused_ops.cast_for_uses(
-                          stored_value(getattr(layer, name).kernel), self.compute_dtype,
-                          uses, training=training)
+            copies = {name: cast_once_for_uses(getattr(layer, name).kernel,
+                                               self.compute_dtype, uses, self.kernels)
                       for name in layer.KERNELS}
             per_owner.append(iter([{name: copies[name][use] for name in layer.KERNELS}
                                    for use in range(uses)]))
         return per_owner
 
-    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False,
-                            output_positions=None):
-        spec = keras.KerasTensor(_output_shape(x.shape, output_positions),
-                                 dtype=self.compute_dtype)
+    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False):
         if return_all_layers:
             return [keras.KerasTensor(x.shape, dtype=self.compute_dtype)
                     for _ in range(self.num_layers + 1)]
-        return spec
+        return keras.KerasTensor(x.shape, dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -461,5 +522,5 @@ class SharedEncoder(keras.layers.Layer):
             inner_group_num=self.inner_group_num, sharing=self.sharing,
             activation=self.activation, hidden_dropout=self.hidden_dropout_rate,
             attention_dropout=self.attention_dropout_rate, layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range)
+            initializer_range=self.initializer_range, kernels=self.kernels)
         return config

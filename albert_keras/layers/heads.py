@@ -80,10 +80,6 @@ class MaskedLMHead(keras.layers.Layer):
         """sequence_output [batch, seq, H], masked_positions int [batch, P] -> [batch, P, V]."""
         positions = ops.cast(masked_positions, "int32")
         gathered = ops.take_along_axis(sequence_output, ops.expand_dims(positions, -1), axis=1)
-        return self.from_gathered(gathered)
-
-    def from_gathered(self, gathered):
-        """[batch, P, H] states already at the masked positions -> [batch, P, V] logits."""
         x = self.layer_norm(self.dense(gathered))
         logits = self.embedding.project_to_vocab(x)
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")

@@ -1,7 +1,6 @@
 """AlbertBackbone: token ids in, sequence and pooled representations out."""
 
 import keras
-from keras import ops
 
 from albert_keras.config import AlbertConfig
 from albert_keras.layers import FactorizedEmbedding, Pooler, SharedEncoder
@@ -30,6 +29,8 @@ class AlbertBackbone(keras.Model):
     Outputs: dict with "sequence_output" [batch, seq, H] and "pooled_output" [batch, H];
     with output_hidden_states=True also "hidden_states", a list of L + 1 tensors
     [batch, seq, H]: the projected embeddings followed by each layer's output.
+    config.kernels decides how the encoder computes (config.KERNELS);
+    albert_keras.models.with_kernels makes a copy that computes another way.
     """
 
     def __init__(self, config, output_hidden_states=False, **kwargs):
@@ -49,7 +50,7 @@ class AlbertBackbone(keras.Model):
             activation=config.hidden_act, hidden_dropout=config.hidden_dropout_prob,
             attention_dropout=config.attention_probs_dropout_prob,
             layer_norm_eps=config.layer_norm_eps, initializer_range=config.initializer_range,
-            dtype=dtype, name="encoder")
+            kernels=config.kernels, dtype=dtype, name="encoder")
         pooler = Pooler(config.hidden_size, initializer_range=config.initializer_range,
                         dtype=dtype, name="pooler")
 
@@ -66,22 +67,6 @@ class AlbertBackbone(keras.Model):
         self.embedding = embedding
         self.encoder = encoder
         self.pooler = pooler
-
-    def sequence_output_at(self, inputs, positions, training=None):
-        """sequence_output at `positions` only: int [batch, P] -> [batch, P, H].
-
-        The same rows as gathering the full sequence_output, but the last block
-        computes only them (SharedEncoder's output_positions). The pretraining and
-        classification models read their heads' positions this way.
-        """
-        x = self.embedding(inputs["input_ids"], inputs["segment_ids"], training=training)
-        return self.encoder(x, inputs["input_mask"], training=training,
-                            output_positions=positions)
-
-    def pooled_output_alone(self, inputs, training=None):
-        """pooled_output alone: the last block computes only row 0, all the pooler reads."""
-        first_row = ops.zeros_like(ops.cast(inputs["input_ids"], "int32")[:, :1])
-        return self.pooler(self.sequence_output_at(inputs, first_row, training=training))
 
     def get_config(self):
         return {"config": self.config.to_dict(), "output_hidden_states": self.output_hidden_states,

@@ -1,7 +1,6 @@
 """AlbertClassifier: pooled output -> dropout -> Dense(num_labels), for GLUE-style tasks."""
 
 import keras
-from keras import ops
 
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
 
@@ -53,15 +52,10 @@ class AlbertClassifier(keras.Model):
         self.classifier_dropout = dropout_layer
 
     def call(self, inputs, training=None):
-        """The functional graph's output, with the backbone's last block computing only
-        row 0, the one the pooler reads (AlbertBackbone.pooled_output_alone)."""
-        if not isinstance(inputs, dict):  # positional inputs: the graph matches them
-            return super().call(inputs, training=training)
         # Batches may carry more features than the graph takes.
-        inputs = {name: inputs[name] for name in self.input_names}
-        pooled = self.backbone.pooled_output_alone(inputs, training=training)
-        logits = self.classifier(self.classifier_dropout(pooled, training=training))
-        return ops.cast(logits, "float32")
+        if isinstance(inputs, dict):
+            inputs = {name: inputs[name] for name in self.input_names}
+        return super().call(inputs, training=training)
 
     @property
     def input_names(self):

@@ -6,25 +6,13 @@ No separate y is needed.
 """
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from albert_keras.layers import MaskedLMHead, SentenceOrderHead, fused_ops
+from albert_keras.layers import MaskedLMHead, SentenceOrderHead
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
+from albert_keras.models.pretraining_loss import pretraining_losses
 
 LABEL_NAMES = ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
-
-
-def _sum_over_replicas(value):
-    """Sums a per-replica value over all replicas (identity outside tf.distribute).
-
-    Losses are divided by global counts so that the replicas' summed gradients equal
-    the single-device gradient of the same global batch, whatever the padding share.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-    return value
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
@@ -33,7 +21,8 @@ class AlbertPretrainer(keras.Model):
     Outputs: "mlm_logits" float32 [batch, P, V] and "sop_logits" float32 [batch, 2].
 
     Loss = masked-LM cross entropy (mean over real predictions, weighted by
-    masked_lm_weights) + sentence-order cross entropy (mean over the batch).
+    masked_lm_weights) + sentence-order cross entropy (mean over the batch); see
+    models/pretraining_loss.py.
     """
 
     def __init__(self, config=None, backbone=None, **kwargs):
@@ -75,20 +64,10 @@ class AlbertPretrainer(keras.Model):
         self.sentence_order_accuracy = keras.metrics.Mean(name="sentence_order_accuracy")
 
     def call(self, inputs, training=None):
-        """The functional graph's outputs, computed with less work: the heads read row 0
-        (the pooler's [CLS]) and the masked positions, so the backbone's last block
-        computes only those rows (AlbertBackbone.sequence_output_at). The layers and
-        weights are the graph's; only the last block's unused rows are skipped."""
-        if not isinstance(inputs, dict):  # positional inputs: the graph matches them
-            return super().call(inputs, training=training)
-        inputs = {name: inputs[name] for name in self.input_names}  # batches carry labels
-        positions = ops.cast(inputs["masked_lm_positions"], "int32")
-        rows = ops.concatenate([ops.zeros_like(positions[:, :1]), positions], axis=1)
-        states = self.backbone.sequence_output_at(inputs, rows, training=training)
-        return {
-            "mlm_logits": self.mlm_head.from_gathered(states[:, 1:]),
-            "sop_logits": self.sop_head(self.backbone.pooler(states), training=training),
-        }
+        # Batches carry labels beside the inputs; the graph takes only its inputs.
+        if isinstance(inputs, dict):
+            inputs = {name: inputs[name] for name in self.input_names}
+        return super().call(inputs, training=training)
 
     @property
     def input_names(self):
@@ -104,15 +83,8 @@ class AlbertPretrainer(keras.Model):
         mlm_weights = ops.cast(x["masked_lm_weights"], "float32")
         sop_labels = ops.cast(ops.reshape(x["next_sentence_labels"], (-1,)), "int32")
 
-        mlm_losses = fused_ops.sparse_softmax_cross_entropy(mlm_ids, mlm_logits,
-                                                            training=training)
-        global_weight = _sum_over_replicas(ops.sum(mlm_weights))
-        mlm_loss = ops.sum(mlm_losses * mlm_weights) / ops.maximum(global_weight, 1e-5)
-
-        sop_losses = keras.losses.sparse_categorical_crossentropy(
-            sop_labels, sop_logits, from_logits=True)
-        global_batch = _sum_over_replicas(ops.cast(ops.shape(sop_losses)[0], "float32"))
-        sop_loss = ops.sum(sop_losses) / global_batch
+        mlm_loss, sop_loss, mlm_losses, sop_losses = pretraining_losses(
+            mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, self.config.kernels)
 
         mlm_correct = ops.cast(ops.equal(ops.argmax(mlm_logits, -1), mlm_ids), "float32")
         sop_correct = ops.cast(ops.equal(ops.argmax(sop_logits, -1), sop_labels), "float32")

@@ -1,0 +1,28 @@
+"""A model's kernel choice (config.KERNELS) is fixed when it is built; this makes a copy
+that computes another way, with the same weights (the exporter's --kernels)."""
+
+import dataclasses
+
+from albert_keras.config import check_kernels
+from albert_keras.models.backbone import AlbertBackbone
+
+
+def with_kernels(model, kernels: str):
+    """`model` (AlbertBackbone, AlbertPretrainer or AlbertClassifier) built anew with
+    config.kernels = kernels and given its weights; `model` itself when it already
+    computes that way."""
+    check_kernels(kernels, "kernels")
+    if model.config.kernels == kernels:
+        return model
+    config = dataclasses.replace(model.config, kernels=kernels)
+    backbone = model if isinstance(model, AlbertBackbone) else model.backbone
+    new_backbone = AlbertBackbone(config, output_hidden_states=backbone.output_hidden_states,
+                                  name=backbone.name)
+    if model is backbone:
+        copy = new_backbone
+    else:
+        settings = model.get_config()
+        settings["backbone"] = new_backbone
+        copy = type(model).from_config(settings)
+    copy.set_weights(model.get_weights())
+    return copy

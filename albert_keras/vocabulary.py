@@ -1,0 +1,110 @@
+"""ALBERT's SentencePiece vocabulary, offline: training, writing, reading and checking
+the model proto. The in-graph tokenizer that uses it is albert_keras.tokenizer.
+
+The model is a unigram SentencePiece model trained on normalised text
+(tokenizer.normalize_text) with the special pieces of albert_keras.special_tokens at ids
+0-4 and SentencePiece's nmt_nfkc rule, as the reference vocabularies.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Iterable
+
+import sentencepiece as spm
+
+from albert_keras import atomic_file
+from albert_keras.special_tokens import PAD_ID, SPECIAL_PIECES, UNK_ID
+
+
+def check_special_pieces(model_proto: bytes,
+                         source: str = "the SentencePiece model") -> spm.SentencePieceProcessor:
+    """Raises ValueError unless ids 0-4 are <pad> <unk> [CLS] [SEP] [MASK]; returns the
+    loaded processor."""
+    processor = spm.SentencePieceProcessor()
+    try:
+        processor.LoadFromSerializedProto(model_proto)
+    except Exception as error:  # sentencepiece raises RuntimeError/OSError variants
+        raise ValueError(f"{source} is not a SentencePiece model: {error}") from None
+    size = processor.get_piece_size()
+    found = [processor.id_to_piece(i) if i < size else None for i in range(len(SPECIAL_PIECES))]
+    if tuple(found) != SPECIAL_PIECES:
+        raise ValueError(
+            f"{source} lacks ALBERT's special pieces: ids 0-4 must be "
+            f"{list(SPECIAL_PIECES)}, found {found}. Build it with training.build_vocab."
+        )
+    return processor
+
+
+def train_sentencepiece(
+    sentences: Iterable[str],
+    vocab_size: int,
+    lower_case: bool = True,
+    max_sentences: int = 10_000_000,
+    seed_sentencepiece_size: int = 1_000_000,
+    num_threads: int = 2,
+) -> bytes:
+    """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
+
+    Sentences are normalised with tokenizer.normalize_text first; blank ones are dropped.
+    hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
+    """
+    # Imported here: the tokenizer module imports this one (check_special_pieces).
+    from albert_keras.tokenizer import normalize_text
+
+    def normalised():
+        for sentence in sentences:
+            sentence = normalize_text(sentence, lower_case)
+            if sentence:
+                yield sentence
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=normalised(),
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=-1,
+        eos_id=-1,
+        pad_piece=SPECIAL_PIECES[PAD_ID],
+        unk_piece=SPECIAL_PIECES[UNK_ID],
+        control_symbols=list(SPECIAL_PIECES[2:]),
+        normalization_rule_name="nmt_nfkc",
+        input_sentence_size=max_sentences,
+        shuffle_input_sentence=True,
+        seed_sentencepiece_size=seed_sentencepiece_size,
+        num_threads=num_threads,
+        minloglevel=2,
+    )
+    proto = model.getvalue()
+    check_special_pieces(proto)
+    return proto
+
+
+def write_sentencepiece_model(model_proto: bytes, model_prefix: str) -> tuple[str, str]:
+    """Writes PREFIX.model and PREFIX.vocab (piece TAB score), each atomically."""
+    processor = check_special_pieces(model_proto)
+    vocab = "".join(
+        f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+        for i in range(processor.get_piece_size())
+    )
+    model_path, vocab_path = model_prefix + ".model", model_prefix + ".vocab"
+    os.makedirs(os.path.dirname(os.path.abspath(model_path)), exist_ok=True)
+    atomic_file.write_bytes(model_path, model_proto)
+    atomic_file.write_text(vocab_path, vocab)
+    return model_path, vocab_path
+
+
+def read_model_proto(path: str) -> bytes:
+    """Reads a .model file (any file system tf.io.gfile knows), with an error that
+    names it when absent."""
+    import tensorflow as tf  # only for tf.io.gfile: the rest of the module needs none
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"SentencePiece model not found: {path}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
