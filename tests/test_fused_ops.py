@@ -118,7 +118,7 @@ def test_kernels_trace_with_a_dynamic_sequence_length():
     np.testing.assert_allclose(grad, tape.gradient(loss, s), atol=1e-5)
 
 
-def test_scaled_masked_softmax_values_and_gradients():
+def test_masked_softmax_values_and_gradients():
     scores = RNG.normal(size=(2, 3, 5, 5)).astype("float32") * 3
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "float32")
     mask_bias = ((1 - mask) * -1e9)[:, None, None, :]
@@ -140,7 +140,7 @@ def test_scaled_masked_softmax_values_and_gradients():
     np.testing.assert_allclose(fused_grad, plain_grad, atol=1e-6)
 
 
-def test_cast_for_uses_sums_gradients_in_float32():
+def test_cast_once_for_uses_sums_gradients_in_float32():
     kernel = tf.constant(RNG.normal(size=(8, 8)).astype("float32"))
     # Upstream gradients whose bfloat16 sum would round away the small ones.
     upstreams = [tf.constant(np.full((8, 8), v, "float32"), tf.bfloat16)

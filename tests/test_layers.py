@@ -265,3 +265,57 @@ def test_kernel_choice_is_held_and_serialized(tmp_path, kernels):
     assert restored.layers[-1].kernels == kernels
     with pytest.raises(ValueError, match="kernels 'auto' is unknown"):
         SharedEncoder(2, 16, 4, 24, kernels="auto")
+
+
+# Rows the heads read: [CLS], masked positions (one repeated, one on padding).
+ROW_POSITIONS = np.array([[0, 2, 3, 3], [0, 1, 4, 4]], "int32")
+
+
+def _encoder_grads(encoder, x, mask, weights, positions=None):
+    """(rows, gradients of sum(rows * weights) w.r.t. x and every encoder weight)."""
+    import tensorflow as tf
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        if positions is None:
+            full = encoder(x, mask, training=True)
+            rows = tf.gather(full, ROW_POSITIONS, batch_dims=1)
+        else:
+            rows = encoder(x, mask, training=True, output_positions=positions)
+        loss = tf.reduce_sum(rows * weights)
+    return rows, tape.gradient(loss, [x] + encoder.trainable_weights)
+
+
+@pytest.mark.parametrize("sharing,kernels", [("all", "xla_cpu"), ("all", "plain"),
+                                             ("none", "xla")])
+def test_output_positions_compute_the_rows_of_the_full_output(sharing, kernels):
+    """The last block computed at a few rows gives those rows of the full output, and
+    the same gradients for every weight and the input."""
+    encoder = SharedEncoder(4, 16, 4, 24, num_groups=2, inner_group_num=2, sharing=sharing,
+                            kernels=kernels)
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2, 5, 16)).astype("float32")
+    mask = np.array([[1] * 5, [1, 1, 1, 0, 0]], "int32")
+    encoder(x, mask)
+    randomize(encoder, seed=12)
+    weights = rng.normal(size=(2, 4, 16)).astype("float32")
+    expected, expected_grads = _encoder_grads(encoder, x, mask, weights)
+    rows, grads = _encoder_grads(encoder, x, mask, weights, ROW_POSITIONS)
+    assert rows.shape == (2, 4, 16)
+    np.testing.assert_allclose(rows.numpy(), expected.numpy(), atol=1e-5)
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4)
+    inference = encoder(x, mask, output_positions=ROW_POSITIONS)
+    np.testing.assert_allclose(inference.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_output_positions_shapes_and_misuse():
+    encoder = SharedEncoder(2, 16, 4, 24)
+    x_in = keras.Input((None, 16))
+    m_in = keras.Input((None,), dtype="int32")
+    p_in = keras.Input((3,), dtype="int32")
+    assert encoder(x_in, m_in, output_positions=p_in).shape == (None, 3, 16)
+    x = np.zeros((2, 5, 16), "float32")
+    with pytest.raises(ValueError, match="return_all_layers and output_positions"):
+        encoder(x, np.ones((2, 5), "int32"), return_all_layers=True,
+                output_positions=ROW_POSITIONS)

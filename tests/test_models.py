@@ -7,6 +7,7 @@ import tensorflow as tf
 import keras
 
 from albert_keras import AlbertBackbone, AlbertPretrainer
+from albert_keras.models.backbone import INPUT_NAMES
 from model_harness import (assert_keras_round_trip, backbone_batch, pretraining_batch,
                            small_config)
 
@@ -168,4 +169,41 @@ def test_with_kernels_copies_a_model_that_computes_the_same(policy):
                                        np.asarray(tf.cast(want, "float32")), atol=atol)
         assert len(fused[2]) == len(plain[2]) == len(model.trainable_weights)
         for got, want in zip(fused[2], plain[2]):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_models_with_the_last_block_at_the_heads_rows_equal_the_full_computation(policy):
+    """AlbertPretrainer and AlbertClassifier build their graphs with the last block at
+    the rows their heads read. Outputs, loss and every gradient equal those of the
+    backbone's full sequence_output followed by the heads' gather / the pooler."""
+    from albert_keras import AlbertClassifier
+    keras.config.set_dtype_policy(policy)
+    config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                          kernels="xla_cpu")
+    batch = pretraining_batch(config)
+    atol = 1e-5 if policy == "float32" else 2e-2
+    pretrainer = AlbertPretrainer(config)
+    classifier = AlbertClassifier(config, num_labels=3, dropout=0.0)
+    names = list(INPUT_NAMES)
+
+    def pretrainer_in_full(b):
+        encoded = pretrainer.backbone({n: b[n] for n in names}, training=True)
+        return {"mlm_logits": pretrainer.mlm_head(encoded["sequence_output"],
+                                                  b["masked_lm_positions"]),
+                "sop_logits": pretrainer.sop_head(encoded["pooled_output"], training=True)}
+
+    def classifier_in_full(b):
+        pooled = classifier.backbone({n: b[n] for n in names}, training=True)["pooled_output"]
+        return tf.cast(classifier.classifier(pooled), "float32")
+
+    for model, in_full in ((pretrainer, pretrainer_in_full), (classifier, classifier_in_full)):
+        rows = _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch)
+        full = _outputs_loss_grads(model, in_full, batch)
+        np.testing.assert_allclose(rows[1], full[1], rtol=atol, atol=atol)
+        for got, want in zip(rows[0], full[0]):
+            np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")),
+                                       np.asarray(tf.cast(want, "float32")), atol=atol)
+        assert len(rows[2]) == len(full[2]) == len(model.trainable_weights)
+        for got, want in zip(rows[2], full[2]):
             np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)

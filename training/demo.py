@@ -9,12 +9,11 @@ a report: final held-out MLM and SOP accuracy against the most-frequent-piece ba
 from __future__ import annotations
 
 import collections
-import json
 import os
 import sys
 import time
 
-from albert_keras.atomic_file import write_text
+from albert_keras.atomic_file import write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "training", "corpus", "bundled_corpus.txt")
@@ -127,8 +126,7 @@ def main() -> int:
         "steps": int(experiment.total_steps),
         "minutes": round((time.time() - started) / 60, 1),
     }
-    with open(os.path.join(RUN, "demo_report.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_json(os.path.join(RUN, "demo_report.json"), report, indent=2)
     stage("report")
     print(f"held-out MLM accuracy        {report['held_out_masked_lm_accuracy']:.4f}")
     print(f"most-frequent-piece baseline {baseline:.4f}  (always predicting {piece!r})")

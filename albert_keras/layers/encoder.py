@@ -11,7 +11,10 @@ weight once. The fast path differs from the spec only in how it computes:
 - 2-D matmuls on [tokens, H], and each shared kernel cast to the compute dtype once
   per call for all the layers that use it (SharedEncoder);
 - the element-wise work between the GEMMs by fused_ops, in the form the model's
-  `kernels` names (config.KERNELS): plain TensorFlow ops or fused XLA kernels.
+  `kernels` names (config.KERNELS): plain TensorFlow ops or fused XLA kernels;
+- optionally (output_positions) the last block computes only the rows a model's heads
+  read: keys and values still span every token, but queries, the residual and the FFN
+  only those rows ([CLS] and the masked positions in pretraining, 21 of 128).
 """
 
 import keras
@@ -69,6 +72,13 @@ def multi_head_attention(x, input_mask, weights, num_heads, dropout=None):
         probs = dropout(probs)
     context = tf.reshape(tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3)), (batch, seq, hidden))
     return dense(context, "output")
+
+
+def _output_shape(x_shape, positions=None):
+    """[batch, seq, H], or [batch, P, H] when only `positions` [batch, P] are computed."""
+    if positions is None:
+        return tuple(x_shape)
+    return (x_shape[0], positions.shape[1], x_shape[-1])
 
 
 # --- weights -------------------------------------------------------------------------
@@ -153,9 +163,6 @@ class _ResidualSubLayer(keras.layers.Layer):
             self.layer_norm.beta, self.layer_norm_eps, self.kernels)
         return tf.reshape(out, tf.shape(x))
 
-    def compute_output_shape(self, x_shape, *args):
-        return x_shape
-
     def get_config(self):
         config = super().get_config()
         config.update(hidden_size=self.hidden_size, hidden_dropout=self.hidden_dropout_rate,
@@ -203,37 +210,47 @@ class SelfAttention(_ResidualSubLayer):
                 (("query", self.query), ("key", self.key), ("value", self.value),
                  ("output", self.output_dense))}
 
-    def call(self, x, input_mask, training=None, cast_kernels=None):
+    def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None):
         """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
 
         multi_head_attention's steps, then the residual LayerNorm. cast_kernels:
         optional {name: kernel already in the compute dtype} for KERNELS, given by
         SharedEncoder, which casts a shared kernel once for all its uses.
+        query_positions: optional int [batch, P]; the output is then [batch, P, H], the
+        rows of the full output at those positions (keys and values still span x).
         """
         dtype = self.compute_dtype
         kernels = cast_kernels or _cast_kernels(self, self.KERNELS, dtype)
         x = tf.cast(x, dtype)
-        batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+        queries = x
+        if query_positions is not None:
+            queries = tf.gather(x, tf.cast(query_positions, tf.int32), batch_dims=1)
         heads, head_size = self.num_attention_heads, self.head_size
-        x2d = tf.reshape(x, (-1, self.hidden_size))
 
-        def split_heads(name):  # x W + b -> [batch, heads, seq, d]
-            h = tf.reshape(tf.matmul(x2d, kernels[name]), (batch, seq, heads, head_size))
+        def split_heads(rows, name):  # rows W + b -> [batch, heads, len, d]
+            batch, length = tf.shape(rows)[0], tf.shape(rows)[1]
+            h = tf.matmul(tf.reshape(rows, (-1, self.hidden_size)), kernels[name])
+            h = tf.reshape(h, (batch, length, heads, head_size))
             # The bias is added after the reshape on purpose: grappler would otherwise
             # fuse MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
             h = h + tf.reshape(tf.cast(getattr(self, name).bias, dtype), (heads, head_size))
             return tf.transpose(h, (0, 2, 1, 3))
 
         # Batched matmuls on [batch, heads, seq, d]: their gradients are batched matmuls
-        # too, where einsum's were 1.4x slower on CPU (BENCHMARKS.md).
-        q, k, v = split_heads("query"), split_heads("key"), split_heads("value")
+        # too, where einsum's were 1.5x slower on CPU (BENCHMARKS.md).
+        q, k, v = split_heads(queries, "query"), split_heads(x, "key"), split_heads(x, "value")
         scores = tf.matmul(q, k, transpose_b=True)
         probs = fused_ops.masked_softmax(scores, attention_bias(input_mask),
                                          1.0 / head_size ** 0.5, self.kernels)
         probs = self.attention_dropout(probs, training=training)
         context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
         context = tf.reshape(context, (-1, self.hidden_size))
-        return self._add_and_normalize(x, context, kernels["output_dense"], training)
+        return self._add_and_normalize(queries, context, kernels["output_dense"], training)
+
+    def compute_output_spec(self, x, input_mask, training=None, cast_kernels=None,
+                            query_positions=None):
+        return keras.KerasTensor(_output_shape(x.shape, query_positions),
+                                 dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -278,6 +295,9 @@ class FeedForward(_ResidualSubLayer):
         h = fused_ops.bias_activation(tf.matmul(x2d, kernels["intermediate"]),
                                       self.intermediate.bias, self.activation, self.kernels)
         return self._add_and_normalize(x, h, kernels["output_dense"], training)
+
+    def compute_output_shape(self, x_shape):
+        return x_shape
 
     def get_config(self):
         config = super().get_config()
@@ -328,14 +348,18 @@ class TransformerBlock(keras.layers.Layer):
             self.feed_forward.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, cast_kernels=None):
-        """cast_kernels: optional (attention's, feed-forward's), see SelfAttention.call."""
+    def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None):
+        """cast_kernels: optional (attention's, feed-forward's); query_positions: optional
+        int [batch, P] to compute only those output rows. See SelfAttention.call."""
         attention_kernels, feed_forward_kernels = cast_kernels or (None, None)
-        x = self.attention(x, input_mask, training=training, cast_kernels=attention_kernels)
+        x = self.attention(x, input_mask, training=training, cast_kernels=attention_kernels,
+                           query_positions=query_positions)
         return self.feed_forward(x, training=training, cast_kernels=feed_forward_kernels)
 
-    def compute_output_shape(self, x_shape, input_mask_shape=None):
-        return x_shape
+    def compute_output_spec(self, x, input_mask, training=None, cast_kernels=None,
+                            query_positions=None):
+        return keras.KerasTensor(_output_shape(x.shape, query_positions),
+                                 dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -471,12 +495,20 @@ class SharedEncoder(keras.layers.Layer):
             layer.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, return_all_layers=False):
+    def call(self, x, input_mask, training=None, return_all_layers=False,
+             output_positions=None):
         """x: [batch, seq, H]; input_mask: [batch, seq] of 1 (token) / 0 (padding).
 
         Returns the last layer's output, or with return_all_layers a list of L + 1
         tensors: the input followed by every layer's output.
+
+        output_positions: optional int [batch, P]. The output is then the last layer's
+        output at those positions only, [batch, P, H], and the last block computes just
+        those rows (about 70% of its work is never read by the pretraining heads).
         """
+        if return_all_layers and output_positions is not None:
+            raise ValueError("SharedEncoder: return_all_layers and output_positions "
+                             "cannot be used together")
         attention_kernels = self._kernels_per_use(
             self.attention_layers, [a for a, _ in self._pairs])
         feed_forward_kernels = self._kernels_per_use(
@@ -488,8 +520,10 @@ class SharedEncoder(keras.layers.Layer):
                 attention, feed_forward = self._pairs[step]
                 cast_kernels = (next(attention_kernels[attention]),
                                 next(feed_forward_kernels[feed_forward]))
+                last = step == len(self._schedule) - 1
                 x = self.blocks[self._schedule[step]](
-                    x, input_mask, training=training, cast_kernels=cast_kernels)
+                    x, input_mask, training=training, cast_kernels=cast_kernels,
+                    query_positions=output_positions if last else None)
                 step += 1
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
@@ -507,11 +541,13 @@ class SharedEncoder(keras.layers.Layer):
                                    for use in range(uses)]))
         return per_owner
 
-    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False):
+    def compute_output_spec(self, x, input_mask, training=None, return_all_layers=False,
+                            output_positions=None):
         if return_all_layers:
             return [keras.KerasTensor(x.shape, dtype=self.compute_dtype)
                     for _ in range(self.num_layers + 1)]
-        return keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+        return keras.KerasTensor(_output_shape(x.shape, output_positions),
+                                 dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

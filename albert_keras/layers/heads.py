@@ -76,16 +76,23 @@ class MaskedLMHead(keras.layers.Layer):
             shape=(self.embedding.vocab_size,), initializer="zeros", name="output_bias")
         self.built = True
 
-    def call(self, sequence_output, masked_positions):
-        """sequence_output [batch, seq, H], masked_positions int [batch, P] -> [batch, P, V]."""
-        positions = ops.cast(masked_positions, "int32")
-        gathered = ops.take_along_axis(sequence_output, ops.expand_dims(positions, -1), axis=1)
+    def call(self, sequence_output, masked_positions=None):
+        """sequence_output [batch, seq, H], masked_positions int [batch, P] -> [batch, P, V].
+
+        Without masked_positions, sequence_output holds the masked rows already
+        ([batch, P, H], as the pretrainer's encoder computes them).
+        """
+        gathered = sequence_output
+        if masked_positions is not None:
+            positions = ops.expand_dims(ops.cast(masked_positions, "int32"), -1)
+            gathered = ops.take_along_axis(sequence_output, positions, axis=1)
         x = self.layer_norm(self.dense(gathered))
         logits = self.embedding.project_to_vocab(x)
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
-    def compute_output_shape(self, sequence_output_shape, masked_positions_shape):
-        return (masked_positions_shape[0], masked_positions_shape[1], self.embedding.vocab_size)
+    def compute_output_shape(self, sequence_output_shape, masked_positions_shape=None):
+        rows = (masked_positions_shape or sequence_output_shape)[:2]
+        return (*rows, self.embedding.vocab_size)
 
     def get_config(self):
         config = super().get_config()

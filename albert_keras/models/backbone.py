@@ -68,6 +68,16 @@ class AlbertBackbone(keras.Model):
         self.encoder = encoder
         self.pooler = pooler
 
+    def sequence_output_at(self, inputs, positions):
+        """sequence_output at `positions` only: int [batch, P] -> [batch, P, H], with the
+        last block computing just those rows (SharedEncoder's output_positions).
+
+        The pretrainer and the classifier build their graphs on it with the rows their
+        heads read, so the rows nobody reads are never computed.
+        """
+        x = self.embedding(inputs["input_ids"], inputs["segment_ids"])
+        return self.encoder(x, inputs["input_mask"], output_positions=positions)
+
     def get_config(self):
         return {"config": self.config.to_dict(), "output_hidden_states": self.output_hidden_states,
                 "name": self.name, "trainable": self.trainable}

@@ -1,6 +1,7 @@
 """AlbertClassifier: pooled output -> dropout -> Dense(num_labels), for GLUE-style tasks."""
 
 import keras
+from keras import ops
 
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
 
@@ -34,7 +35,9 @@ class AlbertClassifier(keras.Model):
             raise ValueError("Pass either config or backbone to AlbertClassifier, not both")
         dtype = kwargs.pop("dtype", None)
         inputs = backbone_inputs()
-        pooled = backbone(inputs)["pooled_output"]
+        # The pooler reads row 0 ([CLS]) only: the last block computes just that row.
+        first_row = ops.zeros_like(inputs["input_ids"][:, :1])
+        pooled = backbone.pooler(backbone.sequence_output_at(inputs, first_row))
         dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout")
         head = keras.layers.Dense(
             num_labels, kernel_initializer=keras.initializers.TruncatedNormal(

@@ -47,10 +47,14 @@ class AlbertPretrainer(keras.Model):
             dropout=config.hidden_dropout_prob, initializer_range=config.initializer_range,
             dtype=dtype, name="sop_head")
 
-        encoded = backbone({name: inputs[name] for name in INPUT_NAMES})
+        # The heads read row 0 (the pooler's [CLS]) and the masked positions: the
+        # backbone's last block computes only those rows.
+        positions = inputs["masked_lm_positions"]
+        head_rows = ops.concatenate([ops.zeros_like(positions[:, :1]), positions], axis=1)
+        states = backbone.sequence_output_at(inputs, head_rows)
         outputs = {
-            "mlm_logits": mlm_head(encoded["sequence_output"], inputs["masked_lm_positions"]),
-            "sop_logits": sop_head(encoded["pooled_output"]),
+            "mlm_logits": mlm_head(states[:, 1:]),
+            "sop_logits": sop_head(backbone.pooler(states)),
         }
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
