@@ -4,7 +4,7 @@ transformers AlbertModel (PyTorch), at float32 and mixed_bfloat16 (autocast for
 PyTorch), with and without XLA for the Keras models.
 
     python benchmarks/inference.py [--rounds 5] [--latency_calls 20] [--batch_calls 2]
-        [--configs REGEX] [--json out.json]
+        [--configs REGEX] [--baseline DIR] [--json out.json]
 
 Batch 1: latency p50 / p99 over all timed calls of all rounds. Batch 32: median
 seconds per call -> sequences/s. Workers load and warm up once, then the driver
@@ -58,13 +58,19 @@ def export_savedmodel(directory, precision, kernels):
     import sentencepiece
 
     from albert_keras import AlbertBackbone, AlbertConfig
-    from albert_keras.vocabulary import read_model_proto
+    try:
+        from albert_keras.vocabulary import read_model_proto
+    except ImportError:  # a --baseline tree that keeps it in the tokenizer module
+        from albert_keras.tokenizer import read_model_proto
     from serving.export import export
 
     keras.config.set_dtype_policy(precision)
     proto = read_model_proto(SPM_MODEL)
     vocab = sentencepiece.SentencePieceProcessor(model_proto=proto).get_piece_size()
     model = AlbertBackbone(AlbertConfig.from_dict(dict(BASE, vocab_size=vocab)))
+    if kernels == "xla":  # the CPU form where the exporter knows it (a baseline may not)
+        from serving.export import KERNELS
+        kernels = "xla_cpu" if "xla_cpu" in KERNELS else "xla"
     print(export(model, proto, directory, version=1, max_seq_length=SEQ, kernels=kernels))
 
 
@@ -171,14 +177,20 @@ def worker(args):
 
 
 # ------------------------------------------------------------------ driver
-def configurations(pattern):
+def configurations(pattern, baseline=None):
+    """(label, contender, precision, jit, env); with a baseline tree, each of our
+    configurations also runs as "baseline-<label>" importing albert_keras and serving
+    from it (the SavedModel then is that tree's export)."""
     grid = [("savedmodel", (0, 1)), ("ours", (0, 1)), ("keras_hub", (0, 1)), ("transformers", (0,))]
     for name, jits in grid:
         for precision in ("float32", "mixed_bfloat16"):
             for jit in jits:
                 label = f"{name}/{precision}/{'xla' if jit else 'nojit'}"
                 if re.search(pattern, label):
-                    yield label, name, precision, jit
+                    yield label, name, precision, jit, {}
+                    if baseline and name in ("savedmodel", "ours"):
+                        yield ("baseline-" + label, name, precision, jit,
+                               {"ALBERT_CODE_ROOT": os.path.abspath(baseline)})
 
 
 def drive(args):
@@ -186,10 +198,10 @@ def drive(args):
     header = harness.run_header(script)
     workers = {"ceiling": harness.Worker("infer-ceiling", [script, "--worker", "ceiling"])}
     meta = {}
-    for label, name, precision, jit in configurations(args.configs):
+    for label, name, precision, jit, env in configurations(args.configs, args.baseline):
         workers[label] = harness.Worker(
             "infer-" + label.replace("/", "-"),
-            [script, "--worker", name, "--precision", precision, "--jit", str(jit)])
+            [script, "--worker", name, "--precision", precision, "--jit", str(jit)], env=env)
         meta[label] = precision
     for label, w in workers.items():
         print(f"ready {label}: {w.answer()}", flush=True)
@@ -280,6 +292,8 @@ def main():
     parser.add_argument("--batch_calls", type=int, default=2)
     parser.add_argument("--configs", default="", help="regex: run only matching configs")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout of another commit: its exports and model run beside ours")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--export", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
@@ -289,7 +303,7 @@ def main():
     if args.table:
         print_table(harness.load_report(args.table))
     elif args.export:
-        export_savedmodel(args.export, args.precision, "xla_cpu" if args.jit else "plain")
+        export_savedmodel(args.export, args.precision, "xla" if args.jit else "plain")
     elif args.worker:
         worker(args)
     else:

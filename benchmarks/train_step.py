@@ -231,7 +231,20 @@ def print_table(report):
         print(f"| {r['config']} | {r['seconds']:.3f} | {r['spread'][0]:.2f}-{r['spread'][1]:.2f} "
               f"| {r['seq_per_s']:.2f} | {r['gflops']:.0f} | {100 * r['ceiling_fraction']:.0f}% "
               f"| {ratio} | {paired} | {r['peak_rss_mib']:.0f} |")
+    print_against_baseline(rows)
     print_targets(report, fastest_hub)
+
+
+def print_against_baseline(rows):
+    """Each of our configurations against the same one of the --baseline tree."""
+    by_config = {r["config"]: r for r in rows}
+    pairs = [(r, by_config["baseline" + r["config"][4:]]) for r in rows
+             if r["config"].startswith("ours/") and "baseline" + r["config"][4:] in by_config]
+    if pairs:
+        print("\nagainst the baseline tree (above 1: this tree is faster):")
+    for ours, baseline in pairs:
+        print(f"- {ours['config']}: %.3fx of medians, %.3fx median per-round ratio"
+              % _paired_ratio(baseline, ours))
 
 
 def _paired_ratio(slow, fast):

@@ -104,7 +104,7 @@ def test_kernels_trace_with_a_dynamic_sequence_length():
     def softmax(s, b):
         with tf.GradientTape() as tape:
             tape.watch(s)
-            probs = fused_ops.masked_softmax(s, b, 0.5, "xla_cpu")
+            probs = fused_ops.masked_softmax(s * 0.5, b, "xla_cpu")
             loss = tf.reduce_sum(probs * s)
         return probs, tape.gradient(loss, s)
 
@@ -125,16 +125,15 @@ def test_masked_softmax_values_and_gradients():
     upstream = RNG.normal(size=scores.shape).astype("float32")
     scale = 0.125
     value, (fused_grad, _) = gradients(
-        lambda s, b: fused_ops.masked_softmax(s, b, scale, "xla"),
+        lambda s, b: fused_ops.masked_softmax(s * scale, b, "xla"),
         [scores, mask_bias], upstream)
     logits = scores * scale + mask_bias
     expected = np.exp(logits - logits.max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
     np.testing.assert_allclose(value, expected, atol=1e-6)
     assert np.all(value[0, :, :, 3:] == 0)  # padded keys get nothing
-    # One contract: both forms apply the scale.
     plain_value, (plain_grad, _) = gradients(
-        lambda s, b: fused_ops.masked_softmax(s, b, scale, "plain"), [scores, mask_bias],
+        lambda s, b: fused_ops.masked_softmax(s * scale, b, "plain"), [scores, mask_bias],
         upstream)
     np.testing.assert_allclose(plain_value, value, atol=1e-6)
     np.testing.assert_allclose(fused_grad, plain_grad, atol=1e-6)
@@ -228,7 +227,7 @@ def test_kernel_choice_is_validated_and_auto_resolves_to_this_host():
     with pytest.raises(ValueError, match="kernels 'fast' is unknown; use one of plain, xla"):
         AlbertConfig(kernels="fast")
     with pytest.raises(ValueError, match="kernels"):
-        fused_ops.masked_softmax(tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 2)), 1.0, "fast")
+        fused_ops.masked_softmax(tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 2)), "fast")
     assert fused_ops.resolve_kernels("auto") == fused_ops.kernels_for_this_host()
     assert fused_ops.resolve_kernels("plain") == "plain"
 

@@ -201,11 +201,12 @@ def test_layers_under_mixed_precision(policy):
         assert w.dtype == "float32"  # variables stay float32
 
 
-def _attention_spec_then_layer_norm(layer, x, mask):
+def _attention_spec_then_layer_norm(layer, x, mask, dropout=None):
     """The spec (encoder.multi_head_attention) and the residual LayerNorm, in TF."""
     import tensorflow as tf
     from albert_keras.layers.encoder import multi_head_attention
-    out = multi_head_attention(x, mask, layer.weights_by_role(), layer.num_attention_heads)
+    out = multi_head_attention(x, mask, layer.weights_by_role(), layer.num_attention_heads,
+                               dropout=dropout)
     h = x + out
     mean = tf.reduce_mean(h, -1, keepdims=True)
     var = tf.reduce_mean(tf.square(h - mean), -1, keepdims=True)
@@ -249,6 +250,23 @@ def test_attention_fast_path_matches_the_spec_in_values_and_gradients(kernels):
     assert len(fast_grads) == len(spec_grads) == 1 + 10
     for got, want in zip(fast_grads, spec_grads):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-4, rtol=1e-4)
+
+
+def test_attention_fast_path_matches_the_spec_with_dropped_probabilities():
+    """With dropout on the probabilities their rows no longer sum to 1, so the value
+    bias must go through them: the same fixed "dropout" mask in both computations."""
+    import tensorflow as tf
+    layer = SelfAttention(16, 4, attention_dropout=0.3)
+    layer.build((None, None, 16))
+    randomize(layer, seed=9)
+    rng = np.random.default_rng(10)
+    x = tf.constant(rng.normal(size=(2, 5, 16)).astype("float32"))
+    mask = np.array([[1] * 5, [1, 1, 1, 0, 0]], "int32")
+    keep = tf.constant((rng.random((2, 4, 5, 5)) > 0.3).astype("float32") / 0.7)
+    layer.attention_dropout = lambda probs, training=None: probs * keep
+    fast = layer(x, mask, training=True)
+    spec = _attention_spec_then_layer_norm(layer, x, mask, dropout=lambda p: p * keep)
+    np.testing.assert_allclose(fast.numpy(), spec.numpy(), atol=2e-5)
 
 
 @pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])

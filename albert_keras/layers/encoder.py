@@ -129,9 +129,15 @@ class LayerNormWeights(keras.layers.Layer):
         self.built = True
 
 
-def _cast_kernels(layer, names, dtype):
-    """{name: layer.<name>.kernel in dtype}, for a sub-layer called on its own."""
-    return {name: tf.cast(getattr(layer, name).kernel, dtype) for name in names}
+def _cast_kernels(layer, dtype):
+    """layer.projection_kernels() in dtype, for a sub-layer called on its own."""
+    return {name: tf.cast(kernel, dtype) for name, kernel in layer.projection_kernels().items()}
+
+
+@tf.custom_gradient
+def _with_zero_gradient_for(x, unused):
+    """x as it is; `unused` (a weight x does not depend on) gets the gradient zero."""
+    return tf.identity(x), lambda upstream: (upstream, tf.zeros_like(unused))
 
 
 class _ResidualSubLayer(keras.layers.Layer):
@@ -148,12 +154,18 @@ class _ResidualSubLayer(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.kernels = check_kernels(kernels, f"{type(self).__name__} kernels")
 
-    def _add_and_normalize(self, x, h2d, output_kernel, training):
+    def projection_kernels(self):
+        """{name: float32 kernel} for KERNELS, as the fast path multiplies by them."""
+        return {name: tf.convert_to_tensor(getattr(self, name).kernel) for name in self.KERNELS}
+
+    def _add_and_normalize(self, x, h2d, output_kernel, training, extra_bias=None):
         """x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K] before the output
-        projection. The bias is folded into the residual LayerNorm unless dropout has to
-        come after it."""
+        projection; extra_bias: float32 [H] added with the output bias. The bias is folded
+        into the residual LayerNorm unless dropout has to come after it."""
         out = tf.matmul(h2d, output_kernel)
-        bias = self.output_dense.bias
+        bias = tf.convert_to_tensor(self.output_dense.bias)
+        if extra_bias is not None:
+            bias = bias + extra_bias
         if training and self.hidden_dropout_rate > 0:
             out = self.output_dropout(tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
                                       training=training)
@@ -187,6 +199,7 @@ class SelfAttention(_ResidualSubLayer):
         check_structure(hidden_size, num_attention_heads, 1, 1, "all", where="SelfAttention")
         self.num_attention_heads = num_attention_heads
         self.head_size = hidden_size // num_attention_heads
+        self.scale = 1.0 / self.head_size ** 0.5
         self.attention_dropout_rate = attention_dropout
         policy = self.dtype_policy
         self.query = DenseWeights(hidden_size, initializer_range, dtype=policy, name="query")
@@ -210,42 +223,66 @@ class SelfAttention(_ResidualSubLayer):
                 (("query", self.query), ("key", self.key), ("value", self.value),
                  ("output", self.output_dense))}
 
+    def projection_kernels(self):
+        """{name: float32 kernel} for KERNELS; the query kernel carries the scale
+        1/sqrt(d): q kᵀ / sqrt(d) = (q / sqrt(d)) kᵀ, an [H, H] multiply instead of one
+        over every score. The only place the scale is applied."""
+        kernels = super().projection_kernels()
+        kernels["query"] = kernels["query"] * self.scale
+        return kernels
+
     def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None):
         """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
 
-        multi_head_attention's steps, then the residual LayerNorm. cast_kernels:
-        optional {name: kernel already in the compute dtype} for KERNELS, given by
-        SharedEncoder, which casts a shared kernel once for all its uses.
+        multi_head_attention's steps, then the residual LayerNorm, with three exact
+        shortcuts (tested against multi_head_attention, values and gradients):
+        - the scale is folded into the query projection (projection_kernels);
+        - the key bias is not added: it shifts all of a query's scores by the same
+          amount, which softmax ignores (its gradient, exactly zero, is given as such);
+        - the value bias is folded into the output bias: each row of probabilities sums
+          to 1, so it reaches the output as bv Wo. Not while dropout acts on the
+          probabilities, whose rows then no longer sum to 1.
+
+        cast_kernels: optional projection_kernels() already in the compute dtype, given
+        by SharedEncoder, which casts a shared kernel once for all its uses.
         query_positions: optional int [batch, P]; the output is then [batch, P, H], the
         rows of the full output at those positions (keys and values still span x).
         """
         dtype = self.compute_dtype
-        kernels = cast_kernels or _cast_kernels(self, self.KERNELS, dtype)
+        kernels = cast_kernels or _cast_kernels(self, dtype)
         x = tf.cast(x, dtype)
         queries = x
         if query_positions is not None:
             queries = tf.gather(x, tf.cast(query_positions, tf.int32), batch_dims=1)
         heads, head_size = self.num_attention_heads, self.head_size
 
-        def split_heads(rows, name):  # rows W + b -> [batch, heads, len, d]
+        def split_heads(rows, kernel, bias=None):  # rows W (+ b) -> [batch, heads, len, d]
             batch, length = tf.shape(rows)[0], tf.shape(rows)[1]
-            h = tf.matmul(tf.reshape(rows, (-1, self.hidden_size)), kernels[name])
+            h = tf.matmul(tf.reshape(rows, (-1, self.hidden_size)), kernel)
             h = tf.reshape(h, (batch, length, heads, head_size))
-            # The bias is added after the reshape on purpose: grappler would otherwise
-            # fuse MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
-            h = h + tf.reshape(tf.cast(getattr(self, name).bias, dtype), (heads, head_size))
+            if bias is not None:
+                # Added after the reshape on purpose: grappler would otherwise fuse
+                # MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
+                h = h + tf.reshape(tf.cast(bias, dtype), (heads, head_size))
             return tf.transpose(h, (0, 2, 1, 3))
 
+        fold_value_bias = not (training and self.attention_dropout_rate > 0)
         # Batched matmuls on [batch, heads, seq, d]: their gradients are batched matmuls
         # too, where einsum's were 1.5x slower on CPU (BENCHMARKS.md).
-        q, k, v = split_heads(queries, "query"), split_heads(x, "key"), split_heads(x, "value")
+        q = split_heads(queries, kernels["query"], self.query.bias * self.scale)
+        k = _with_zero_gradient_for(split_heads(x, kernels["key"]), self.key.bias)
+        v = split_heads(x, kernels["value"], None if fold_value_bias else self.value.bias)
         scores = tf.matmul(q, k, transpose_b=True)
-        probs = fused_ops.masked_softmax(scores, attention_bias(input_mask),
-                                         1.0 / head_size ** 0.5, self.kernels)
+        probs = fused_ops.masked_softmax(scores, attention_bias(input_mask), self.kernels)
         probs = self.attention_dropout(probs, training=training)
         context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
         context = tf.reshape(context, (-1, self.hidden_size))
-        return self._add_and_normalize(queries, context, kernels["output_dense"], training)
+        value_bias_out = None
+        if fold_value_bias:
+            value_bias_out = tf.linalg.matvec(self.output_dense.kernel, self.value.bias,
+                                              transpose_a=True)
+        return self._add_and_normalize(queries, context, kernels["output_dense"], training,
+                                       value_bias_out)
 
     def compute_output_spec(self, x, input_mask, training=None, cast_kernels=None,
                             query_positions=None):
@@ -289,7 +326,7 @@ class FeedForward(_ResidualSubLayer):
 
     def call(self, x, training=None, cast_kernels=None):
         """x: [batch, seq, H]; cast_kernels: as in SelfAttention.call, for KERNELS."""
-        kernels = cast_kernels or _cast_kernels(self, self.KERNELS, self.compute_dtype)
+        kernels = cast_kernels or _cast_kernels(self, self.compute_dtype)
         x = tf.cast(x, self.compute_dtype)
         x2d = tf.reshape(x, (-1, self.hidden_size))
         h = fused_ops.bias_activation(tf.matmul(x2d, kernels["intermediate"]),
@@ -534,9 +571,8 @@ class SharedEncoder(keras.layers.Layer):
         per_owner = []
         for index, layer in enumerate(owners):
             uses = owner_of_step.count(index)
-            copies = {name: cast_once_for_uses(getattr(layer, name).kernel,
-                                               self.compute_dtype, uses, self.kernels)
-                      for name in layer.KERNELS}
+            copies = {name: cast_once_for_uses(kernel, self.compute_dtype, uses, self.kernels)
+                      for name, kernel in layer.projection_kernels().items()}
             per_owner.append(iter([{name: copies[name][use] for name in layer.KERNELS}
                                    for use in range(uses)]))
         return per_owner

@@ -186,39 +186,38 @@ def residual_layer_norm(x, y, bias, gamma, beta, epsilon, kernels):
 @functools.lru_cache(maxsize=None)
 def _masked_softmax_kernel(by_matvec):
     @tf.function(jit_compile=True, autograph=False)
-    def forward(scores, mask_bias, scale):
-        logits = _f32(scores) * scale + mask_bias
+    def forward(scores, mask_bias):
+        logits = _f32(scores) + mask_bias
         exp = tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))
         return tf.cast(exp / last_axis_sum(exp, by_matvec), scores.dtype)
 
     @tf.function(jit_compile=True, autograph=False)
-    def backward(probs, scale, upstream):
+    def backward(probs, upstream):
         probs, upstream_f32 = _f32(probs), _f32(upstream)
         d_logits = probs * (upstream_f32 - last_axis_sum(upstream_f32 * probs, by_matvec))
-        return tf.cast(d_logits * scale, upstream.dtype)
+        return tf.cast(d_logits, upstream.dtype)
 
     @tf.custom_gradient
-    def fused(scores, mask_bias, scale):
+    def fused(scores, mask_bias):
         # The gradient reads the probabilities the forward pass wrote (kept anyway for
         # the probabilities x values product) instead of recomputing them from the
         # scores: no exp or max in the backward pass, and the scores need not be kept.
-        probs = forward(scores, mask_bias, scale)
+        probs = forward(scores, mask_bias)
 
         def grad(upstream):
-            return backward(probs, scale, upstream), None, None
+            return backward(probs, upstream), None
         return probs, grad
 
     return fused
 
 
-def masked_softmax(scores, mask_bias, scale, kernels):
-    """softmax(scores * scale + mask_bias) over the last axis, computed in float32.
+def masked_softmax(scores, mask_bias, kernels):
+    """softmax(scores + mask_bias) over the last axis, computed in float32.
 
-    scores: [batch, heads, q, k] in the compute dtype; mask_bias: float32, broadcastable
-    (large negative at padded keys); scale: a Python float. Returns probabilities in
-    scores' dtype. Both forms apply the scale.
+    scores: [batch, heads, q, k] in the compute dtype, already scaled (SelfAttention
+    folds 1/sqrt(d) into its queries); mask_bias: float32, broadcastable (large negative
+    at padded keys). Returns probabilities in scores' dtype.
     """
     if is_fused(kernels):
-        return _masked_softmax_kernel(kernels == "xla_cpu")(
-            scores, mask_bias, tf.constant(scale, tf.float32))
-    return tf.cast(tf.nn.softmax(_f32(scores) * scale + mask_bias, axis=-1), scores.dtype)
+        return _masked_softmax_kernel(kernels == "xla_cpu")(scores, mask_bias)
+    return tf.cast(tf.nn.softmax(_f32(scores) + mask_bias, axis=-1), scores.dtype)
