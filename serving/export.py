@@ -14,7 +14,8 @@ weights, albert_keras.models.with_kernels). "plain" (the default) exports Tensor
 ops only, which any TF Serving runs. "xla_cpu" exports the encoder's element-wise work
 (bias + GELU, residual + LayerNorm, softmax) as XLA-compiled kernels between oneDNN's
 matmuls, with row sums as matrix-vector products (for CPU servers): 1.15x the default
-export's throughput on CPU (BENCHMARKS.md). "xla" is the same for GPU servers. Both
+export's throughput on an Intel CPU with AMX, level on an AMD one without
+(BENCHMARKS.md). "xla" is the same for GPU servers. Both
 need TF Serving run with --xla_cpu_compilation_enabled=true, or the version fails at
 its warm-up requests.
 """
@@ -118,8 +119,9 @@ def parse_args(argv=None):
     parser.add_argument("--kernels", choices=KERNELS, default="plain",
                         help="how the exported model computes (albert_keras.config.KERNELS): "
                              "xla_cpu, XLA-compiled element-wise kernels for CPU servers, "
-                             "1.15x faster on CPU; xla, the same for GPU servers; both need "
-                             "tensorflow_model_server --xla_cpu_compilation_enabled=true")
+                             "1.15x faster on CPUs with AMX; xla, the same for GPU servers; "
+                             "both need tensorflow_model_server "
+                             "--xla_cpu_compilation_enabled=true")
     return parser.parse_args(argv)
 
 

@@ -268,7 +268,7 @@ class SelfAttention(_ResidualSubLayer):
 
         fold_value_bias = not (training and self.attention_dropout_rate > 0)
         # Batched matmuls on [batch, heads, seq, d]: their gradients are batched matmuls
-        # too, where einsum's were 1.5x slower on CPU (BENCHMARKS.md).
+        # too, where einsum's were 1.3-1.5x slower on CPU (BENCHMARKS.md).
         q = split_heads(queries, kernels["query"], self.query.bias * self.scale)
         k = _with_zero_gradient_for(split_heads(x, kernels["key"]), self.key.bias)
         v = split_heads(x, kernels["value"], None if fold_value_bias else self.value.bias)

@@ -12,7 +12,7 @@ The MLM cross entropy has two forms, chosen by the model's kernels: TensorFlow's
 ("plain") and an XLA kernel ("xla", "xla_cpu"). TensorFlow's op writes the
 [rows, V] gradient in its forward pass and is single-pass slow on CPU; the XLA form
 reads the logits twice and writes the gradient only in the backward pass, from the
-saved log-sum-exp (2.47x, benchmarks/kernel_choices.py).
+saved log-sum-exp (2.5-2.7x, benchmarks/kernel_choices.py).
 """
 
 import tensorflow as tf
