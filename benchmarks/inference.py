@@ -68,9 +68,9 @@ def export_savedmodel(directory, precision, kernels):
     proto = read_model_proto(SPM_MODEL)
     vocab = sentencepiece.SentencePieceProcessor(model_proto=proto).get_piece_size()
     model = AlbertBackbone(AlbertConfig.from_dict(dict(BASE, vocab_size=vocab)))
-    if kernels == "xla":  # the CPU form where the exporter knows it (a baseline may not)
-        from serving.export import KERNELS
-        kernels = "xla_cpu" if "xla_cpu" in KERNELS else "xla"
+    from serving.export import KERNELS
+    if kernels not in KERNELS:  # a --baseline tree that names its CPU kernels "xla"
+        kernels = "xla"
     print(export(model, proto, directory, version=1, max_seq_length=SEQ, kernels=kernels))
 
 
@@ -303,7 +303,7 @@ def main():
     if args.table:
         print_table(harness.load_report(args.table))
     elif args.export:
-        export_savedmodel(args.export, args.precision, "xla" if args.jit else "plain")
+        export_savedmodel(args.export, args.precision, "xla_cpu" if args.jit else "plain")
     elif args.worker:
         worker(args)
     else:

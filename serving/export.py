@@ -15,9 +15,9 @@ ops only, which any TF Serving runs. "xla_cpu" exports the encoder's element-wis
 (bias + GELU, residual + LayerNorm, softmax) as XLA-compiled kernels between oneDNN's
 matmuls, with row sums as matrix-vector products (for CPU servers): 1.15x the default
 export's throughput on an Intel CPU with AMX, level on an AMD one without
-(BENCHMARKS.md). "xla" is the same for GPU servers. Both
-need TF Serving run with --xla_cpu_compilation_enabled=true, or the version fails at
-its warm-up requests.
+(BENCHMARKS.md). "xla" has reductions for row sums instead, meant for GPU servers (not
+tested on a GPU here). On CPU, TF Serving must run with
+--xla_cpu_compilation_enabled=true, or an XLA version fails at its warm-up requests.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def parse_args(argv=None):
                         help="how the exported model computes (albert_keras.config.KERNELS): "
                              "xla_cpu, XLA-compiled element-wise kernels for CPU servers, "
                              "1.15x faster on CPUs with AMX; xla, the same for GPU servers; "
-                             "both need tensorflow_model_server "
+                             "on CPU both need tensorflow_model_server "
                              "--xla_cpu_compilation_enabled=true")
     return parser.parse_args(argv)
 

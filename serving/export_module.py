@@ -183,7 +183,9 @@ class AlbertServingModule(tf.Module):
 
     def _sentence_order(self, text_a, text_b):
         features = self.pack(text_a, text_b)
-        pooled = self.backbone(features, training=False)["pooled_output"]
+        # The pooler reads row 0 only: the last block computes just that row.
+        first_row = tf.zeros_like(features["input_ids"][:, :1])
+        pooled = self.backbone.pooler(self.backbone.sequence_output_at(features, first_row))
         logits = tf.cast(self.model.sop_head(pooled, training=False), tf.float32)
         # Class 0 is "segments in their original order".
         return {"original_order_probability": tf.nn.softmax(logits)[:, 0],

@@ -134,7 +134,8 @@ def fresh_process_outputs(tmp_path_factory):
     np.savez(inputs_path, **{f"{sig}.{name}": value for sig, inputs in SIGNATURE_INPUTS.items()
                              for name, value in inputs.items()},
              **{"serving_default.text": SIGNATURE_INPUTS["embed"]["text"]})
-    dirs = [exported(kind)[2] for kind in KINDS] + [exported(kind, "xla_cpu")[2] for kind in XLA_KINDS]
+    dirs = ([exported(kind)[2] for kind in KINDS]
+            + [exported(kind, "xla_cpu")[2] for kind in XLA_KINDS])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_CODE, str(inputs_path), str(out_path), *dirs],

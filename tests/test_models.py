@@ -207,3 +207,18 @@ def test_models_with_the_last_block_at_the_heads_rows_equal_the_full_computation
         assert len(rows[2]) == len(full[2]) == len(model.trainable_weights)
         for got, want in zip(rows[2], full[2]):
             np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)
+
+
+def test_with_kernels_keeps_the_dtype_policies_the_model_was_built_with():
+    from albert_keras import AlbertClassifier
+    from albert_keras.models import with_kernels
+    config = small_config(kernels="xla_cpu")
+    for model in (AlbertPretrainer(config, dtype="mixed_bfloat16"),
+                  AlbertClassifier(backbone=AlbertBackbone(config, dtype="mixed_bfloat16"),
+                                   num_labels=2, dtype="mixed_bfloat16")):
+        assert keras.config.dtype_policy().name == "float32"  # the global policy
+        copy = with_kernels(model, "plain")
+        assert copy.backbone.encoder.compute_dtype == "bfloat16"
+        head = copy.mlm_head if hasattr(copy, "mlm_head") else copy.classifier
+        assert head.compute_dtype == "bfloat16"
+

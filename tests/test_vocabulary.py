@@ -36,7 +36,8 @@ def test_build_vocab_cli(tmp_path, capsys):
 
     corpus = write_corpus(str(tmp_path / "c.txt"), generated_documents(60))
     prefix = str(tmp_path / "out" / "albert")
-    assert build_vocab.main(["--input", corpus, "--vocab_size", "120", "--model_prefix", prefix]) == 0
+    assert build_vocab.main(["--input", corpus, "--vocab_size", "120",
+                             "--model_prefix", prefix]) == 0
     processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
     assert [processor.id_to_piece(i) for i in range(5)] == list(special.SPECIAL_PIECES)
     assert sorted(os.listdir(tmp_path / "out")) == ["albert.model", "albert.vocab"]

@@ -12,6 +12,7 @@ keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
 import argparse
 import sys
 
+from albert_keras.atomic_file import atomic_path
 from albert_keras.convert import from_keras_hub, from_tf1_checkpoint, from_transformers
 
 
@@ -42,7 +43,9 @@ def main(argv=None):
         model = from_tf1_checkpoint(args.input, args.config)
     else:
         model = from_keras_hub(args.input)
-    model.save(args.output)
+    suffix = ".keras" if args.output.endswith(".keras") else ""
+    with atomic_path(args.output, suffix=suffix) as tmp:
+        model.save(tmp)
     print(f"wrote {args.output}: {type(model).__name__}, {model.count_params():,} parameters")
     return 0
 

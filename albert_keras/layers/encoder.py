@@ -8,8 +8,8 @@ TransformerBlock chains them; SharedEncoder applies blocks with ALBERT's sharing
 The paper's Table 4 ablations (share only attention, or only the FFN) are expressed by
 reusing sub-layer objects, so count_params() and the checkpoint hold each shared
 weight once. The fast path differs from the spec only in how it computes:
-- 2-D matmuls on [tokens, H], and each shared kernel cast to the compute dtype once
-  per call for all the layers that use it (SharedEncoder);
+- 2-D matmuls on [tokens, H], and with the fused kernels each shared kernel cast to
+  the compute dtype once per call for all the layers that use it (SharedEncoder);
 - the element-wise work between the GEMMs by fused_ops, in the form the model's
   `kernels` names (config.KERNELS): plain TensorFlow ops or fused XLA kernels;
 - optionally (output_positions) the last block computes only the rows a model's heads
@@ -91,9 +91,9 @@ def _initializer(stddev):
 class DenseWeights(keras.layers.Layer):
     """The kernel [in, out] and bias [out] of one of a block's projections.
 
-    Only weights: the sub-layers do the arithmetic, with kernels cast once for every
-    layer that shares them. Names and shapes are those of a keras Dense, which is what
-    the converters and checkpoints address ("query/kernel", ...).
+    Only weights: the sub-layers do the arithmetic (with the fused kernels, a shared
+    kernel is cast once for every layer that uses it). Names and shapes are those of a
+    keras Dense, which is what the converters address ("query/kernel", ...).
     """
 
     def __init__(self, units, initializer_range=0.02, **kwargs):
@@ -155,8 +155,8 @@ class _ResidualSubLayer(keras.layers.Layer):
         self.kernels = check_kernels(kernels, f"{type(self).__name__} kernels")
 
     def projection_kernels(self):
-        """{name: float32 kernel} for KERNELS, as the fast path multiplies by them."""
-        return {name: tf.convert_to_tensor(getattr(self, name).kernel) for name in self.KERNELS}
+        """{name: float32 kernel} for PROJECTIONS, as the fast path multiplies by them."""
+        return {name: tf.convert_to_tensor(getattr(self, name).kernel) for name in self.PROJECTIONS}
 
     def _add_and_normalize(self, x, h2d, output_kernel, training, extra_bias=None):
         """x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K] before the output
@@ -187,9 +187,9 @@ class _ResidualSubLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="albert_keras")
 class SelfAttention(_ResidualSubLayer):
-    """h = LayerNorm(x + Dropout(multi_head_attention(x))). Scores and softmax in float32."""
+    """h = LayerNorm(x + Dropout(multi_head_attention(x))). Softmax in float32."""
 
-    KERNELS = ("query", "key", "value", "output_dense")
+    PROJECTIONS = ("query", "key", "value", "output_dense")
 
     def __init__(self, hidden_size, num_attention_heads, attention_dropout=0.0,
                  hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02,
@@ -224,12 +224,12 @@ class SelfAttention(_ResidualSubLayer):
                  ("output", self.output_dense))}
 
     def projection_kernels(self):
-        """{name: float32 kernel} for KERNELS; the query kernel carries the scale
+        """{name: float32 kernel} for PROJECTIONS; the query kernel carries the scale
         1/sqrt(d): q kᵀ / sqrt(d) = (q / sqrt(d)) kᵀ, an [H, H] multiply instead of one
         over every score. The only place the scale is applied."""
-        kernels = super().projection_kernels()
-        kernels["query"] = kernels["query"] * self.scale
-        return kernels
+        matrices = super().projection_kernels()
+        matrices["query"] = matrices["query"] * self.scale
+        return matrices
 
     def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None):
         """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
@@ -249,7 +249,7 @@ class SelfAttention(_ResidualSubLayer):
         rows of the full output at those positions (keys and values still span x).
         """
         dtype = self.compute_dtype
-        kernels = cast_kernels or _cast_kernels(self, dtype)
+        matrices = cast_kernels or _cast_kernels(self, dtype)
         x = tf.cast(x, dtype)
         queries = x
         if query_positions is not None:
@@ -262,16 +262,17 @@ class SelfAttention(_ResidualSubLayer):
             h = tf.reshape(h, (batch, length, heads, head_size))
             if bias is not None:
                 # Added after the reshape on purpose: grappler would otherwise fuse
-                # MatMul + BiasAdd into oneDNN's fused bf16 kernel, 2x slower here.
+                # MatMul + BiasAdd into oneDNN's fused bf16 kernel, which is slower
+                # (BENCHMARKS.md, kernel choices).
                 h = h + tf.reshape(tf.cast(bias, dtype), (heads, head_size))
             return tf.transpose(h, (0, 2, 1, 3))
 
         fold_value_bias = not (training and self.attention_dropout_rate > 0)
         # Batched matmuls on [batch, heads, seq, d]: their gradients are batched matmuls
-        # too, where einsum's were 1.3-1.5x slower on CPU (BENCHMARKS.md).
-        q = split_heads(queries, kernels["query"], self.query.bias * self.scale)
-        k = _with_zero_gradient_for(split_heads(x, kernels["key"]), self.key.bias)
-        v = split_heads(x, kernels["value"], None if fold_value_bias else self.value.bias)
+        # too, where einsum's were slower on CPU (BENCHMARKS.md, kernel choices).
+        q = split_heads(queries, matrices["query"], self.query.bias * self.scale)
+        k = _with_zero_gradient_for(split_heads(x, matrices["key"]), self.key.bias)
+        v = split_heads(x, matrices["value"], None if fold_value_bias else self.value.bias)
         scores = tf.matmul(q, k, transpose_b=True)
         probs = fused_ops.masked_softmax(scores, attention_bias(input_mask), self.kernels)
         probs = self.attention_dropout(probs, training=training)
@@ -281,7 +282,7 @@ class SelfAttention(_ResidualSubLayer):
         if fold_value_bias:
             value_bias_out = tf.linalg.matvec(self.output_dense.kernel, self.value.bias,
                                               transpose_a=True)
-        return self._add_and_normalize(queries, context, kernels["output_dense"], training,
+        return self._add_and_normalize(queries, context, matrices["output_dense"], training,
                                        value_bias_out)
 
     def compute_output_spec(self, x, input_mask, training=None, cast_kernels=None,
@@ -300,7 +301,7 @@ class SelfAttention(_ResidualSubLayer):
 class FeedForward(_ResidualSubLayer):
     """out = LayerNorm(h + Dropout(Dense(I -> H)(act(Dense(H -> I)(h)))))."""
 
-    KERNELS = ("intermediate", "output_dense")
+    PROJECTIONS = ("intermediate", "output_dense")
 
     def __init__(self, hidden_size, intermediate_size, activation="gelu_tanh",
                  hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02,
@@ -325,13 +326,13 @@ class FeedForward(_ResidualSubLayer):
         self.built = True
 
     def call(self, x, training=None, cast_kernels=None):
-        """x: [batch, seq, H]; cast_kernels: as in SelfAttention.call, for KERNELS."""
-        kernels = cast_kernels or _cast_kernels(self, self.compute_dtype)
+        """x: [batch, seq, H]; cast_kernels: as in SelfAttention.call, for PROJECTIONS."""
+        matrices = cast_kernels or _cast_kernels(self, self.compute_dtype)
         x = tf.cast(x, self.compute_dtype)
         x2d = tf.reshape(x, (-1, self.hidden_size))
-        h = fused_ops.bias_activation(tf.matmul(x2d, kernels["intermediate"]),
+        h = fused_ops.bias_activation(tf.matmul(x2d, matrices["intermediate"]),
                                       self.intermediate.bias, self.activation, self.kernels)
-        return self._add_and_normalize(x, h, kernels["output_dense"], training)
+        return self._add_and_normalize(x, h, matrices["output_dense"], training)
 
     def compute_output_shape(self, x_shape):
         return x_shape
@@ -573,7 +574,7 @@ class SharedEncoder(keras.layers.Layer):
             uses = owner_of_step.count(index)
             copies = {name: cast_once_for_uses(kernel, self.compute_dtype, uses, self.kernels)
                       for name, kernel in layer.projection_kernels().items()}
-            per_owner.append(iter([{name: copies[name][use] for name in layer.KERNELS}
+            per_owner.append(iter([{name: copies[name][use] for name in layer.PROJECTIONS}
                                    for use in range(uses)]))
         return per_owner
 

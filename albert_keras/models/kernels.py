@@ -16,13 +16,16 @@ def with_kernels(model, kernels: str):
         return model
     config = dataclasses.replace(model.config, kernels=kernels)
     backbone = model if isinstance(model, AlbertBackbone) else model.backbone
+    # The dtype policies the model was built with, whatever the global one is now.
     new_backbone = AlbertBackbone(config, output_hidden_states=backbone.output_hidden_states,
-                                  name=backbone.name)
+                                  name=backbone.name, dtype=backbone.encoder.dtype_policy)
+    new_backbone.trainable = backbone.trainable
     if model is backbone:
         copy = new_backbone
     else:
         settings = model.get_config()
-        settings["backbone"] = new_backbone
+        head = model.mlm_head if hasattr(model, "mlm_head") else model.classifier
+        settings.update(backbone=new_backbone, dtype=head.dtype_policy)
         copy = type(model).from_config(settings)
     copy.set_weights(model.get_weights())
     return copy
