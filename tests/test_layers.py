@@ -116,6 +116,17 @@ def test_group_schedule_follows_the_reference():
         0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5]
     none = SharedEncoder(6, 16, 4, 24, num_groups=3, inner_group_num=2, sharing="none")
     assert [none.feed_forward_index(i, 1) for i in range(6)] == [1, 3, 5, 7, 9, 11]
+    # The converters' unit: group G's inner block K, the sub-layers its layers run.
+    for layer_index in range(6):
+        group = layer_index * 3 // 6
+        for inner in range(2):
+            attention, feed_forward = encoder.group_sublayers(group, inner)
+            assert attention is encoder.attention_layers[
+                encoder.attention_index(layer_index, inner)]
+            assert feed_forward is encoder.feed_forward_layers[
+                encoder.feed_forward_index(layer_index, inner)]
+    with pytest.raises(ValueError, match="sharing 'all'"):
+        none.group_sublayers(0)
 
 
 def test_fully_shared_encoder_applies_one_block_repeatedly():

@@ -42,10 +42,7 @@ def from_keras_hub(backbone) -> AlbertBackbone:
     hidden_size = config.hidden_size
     for group, inner_layers in enumerate(backbone.transformer_layers):
         for inner, block in enumerate(inner_layers):
-            # Group G's inner block K owns index G * K_count + K (sharing "all").
-            owner = group * config.inner_group_num + inner
-            attention = ours.encoder.attention_layers[owner]
-            feed_forward = ours.encoder.feed_forward_layers[owner]
+            attention, feed_forward = ours.encoder.group_sublayers(group, inner)
             mha = block._self_attention_layer
             for source, target in ((mha._query_dense, attention.query),
                                    (mha._key_dense, attention.key),

@@ -102,10 +102,7 @@ def _parts(pretrainer: AlbertPretrainer) -> dict[str, list[Mapping]]:
     ]
     for group in range(config.num_hidden_groups):
         for inner in range(config.inner_group_num):
-            # With sharing "all", group G's inner block K owns index G * K_count + K.
-            owner = group * config.inner_group_num + inner
-            attention = encoder.attention_layers[owner]
-            feed_forward = encoder.feed_forward_layers[owner]
+            attention, feed_forward = encoder.group_sublayers(group, inner)
             block = f"bert/encoder/transformer/group_{group}/inner_group_{inner}"
             mappings += [
                 *dense(f"{block}/attention_1/self/query", attention.query),

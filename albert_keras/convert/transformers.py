@@ -169,10 +169,7 @@ def _parts(pretrainer: AlbertPretrainer, prefix: str) -> dict[str, list[Mapping]
     ]
     for group in range(config.num_hidden_groups):
         for inner in range(config.inner_group_num):
-            # With sharing "all", group G's inner block K owns index G * K_count + K.
-            owner = group * config.inner_group_num + inner
-            attention = encoder.attention_layers[owner]
-            feed_forward = encoder.feed_forward_layers[owner]
+            attention, feed_forward = encoder.group_sublayers(group, inner)
             block = f"{p}encoder.albert_layer_groups.{group}.albert_layers.{inner}"
             mappings += [
                 *_linear(f"{block}.attention.query", attention.query),

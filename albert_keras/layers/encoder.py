@@ -522,6 +522,14 @@ class SharedEncoder(keras.layers.Layer):
         group = group_of_layer(layer_index, self.num_layers, self.num_groups)
         return (group if shared else layer_index) * self.inner_group_num + inner
 
+    def group_sublayers(self, group, inner=0):
+        """(attention, feed-forward) of group `group`'s inner block `inner`: the unit the
+        reference checkpoints, transformers and keras-hub store (sharing "all")."""
+        if self.sharing != "all":
+            raise ValueError(f"group_sublayers needs sharing 'all', not {self.sharing!r}")
+        owner = group * self.inner_group_num + inner
+        return self.attention_layers[owner], self.feed_forward_layers[owner]
+
     def attention_index(self, layer_index, inner=0):
         return self._owner(shares_attention(self.sharing), layer_index, inner)
 
