@@ -46,12 +46,16 @@ def group_of_layer(layer_index: int, num_layers: int, num_groups: int) -> int:
     return layer_index * num_groups // num_layers
 
 
-def check_structure(hidden_size: int, num_attention_heads: int, num_layers: int,
-                    num_groups: int, sharing: str, where: str = "AlbertConfig") -> None:
-    """The divisibility rules and the sharing mode, with errors naming the fields."""
+def check_heads(hidden_size: int, num_attention_heads: int, where: str = "AlbertConfig"):
     if hidden_size % num_attention_heads:
         raise ValueError(f"{where}.hidden_size ({hidden_size}) must be divisible by "
                          f"num_attention_heads ({num_attention_heads})")
+
+
+def check_structure(hidden_size: int, num_attention_heads: int, num_layers: int,
+                    num_groups: int, sharing: str, where: str = "AlbertConfig") -> None:
+    """The divisibility rules and the sharing mode, with errors naming the fields."""
+    check_heads(hidden_size, num_attention_heads, where)
     if num_layers % num_groups:
         raise ValueError(f"{where}.num_hidden_layers ({num_layers}) must be divisible "
                          f"by num_hidden_groups ({num_groups})")
@@ -188,9 +192,6 @@ class AlbertConfig:
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
-
-    def group_of_layer(self, layer_index: int) -> int:
-        return group_of_layer(layer_index, self.num_hidden_layers, self.num_hidden_groups)
 
     # ------------------------------------------------------------ constructors
     @classmethod

@@ -146,6 +146,18 @@ def _outputs_loss_grads(model, run, batch):
     return tf.nest.flatten(out), float(loss), grads
 
 
+def _assert_same_outputs_loss_grads(got, want, num_weights, atol):
+    """Two _outputs_loss_grads results agree: outputs and loss within atol, every weight's
+    gradient within 10 * atol."""
+    np.testing.assert_allclose(got[1], want[1], rtol=atol, atol=atol)
+    for a, b in zip(got[0], want[0]):
+        np.testing.assert_allclose(np.asarray(tf.cast(a, "float32")),
+                                   np.asarray(tf.cast(b, "float32")), atol=atol)
+    assert len(got[2]) == len(want[2]) == num_weights
+    for a, b in zip(got[2], want[2]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=10 * atol)
+
+
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 def test_with_kernels_copies_a_model_that_computes_the_same(policy):
     """with_kernels (the exporter's --kernels) rebuilds a pretrainer or classifier with
@@ -161,15 +173,10 @@ def test_with_kernels_copies_a_model_that_computes_the_same(policy):
         assert copy.config.kernels == "plain" and model.config.kernels == "xla_cpu"
         assert copy.backbone.encoder.get_config()["kernels"] == "plain"
         assert with_kernels(model, "xla_cpu") is model
-        fused = _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch)
-        plain = _outputs_loss_grads(copy, lambda b, m=copy: m(b, training=True), batch)
-        np.testing.assert_allclose(fused[1], plain[1], rtol=atol, atol=atol)
-        for got, want in zip(fused[0], plain[0]):
-            np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")),
-                                       np.asarray(tf.cast(want, "float32")), atol=atol)
-        assert len(fused[2]) == len(plain[2]) == len(model.trainable_weights)
-        for got, want in zip(fused[2], plain[2]):
-            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)
+        _assert_same_outputs_loss_grads(
+            _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch),
+            _outputs_loss_grads(copy, lambda b, m=copy: m(b, training=True), batch),
+            len(model.trainable_weights), atol)
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
@@ -198,15 +205,9 @@ def test_models_with_the_last_block_at_the_heads_rows_equal_the_full_computation
         return tf.cast(classifier.classifier(pooled), "float32")
 
     for model, in_full in ((pretrainer, pretrainer_in_full), (classifier, classifier_in_full)):
-        rows = _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch)
-        full = _outputs_loss_grads(model, in_full, batch)
-        np.testing.assert_allclose(rows[1], full[1], rtol=atol, atol=atol)
-        for got, want in zip(rows[0], full[0]):
-            np.testing.assert_allclose(np.asarray(tf.cast(got, "float32")),
-                                       np.asarray(tf.cast(want, "float32")), atol=atol)
-        assert len(rows[2]) == len(full[2]) == len(model.trainable_weights)
-        for got, want in zip(rows[2], full[2]):
-            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=10 * atol)
+        _assert_same_outputs_loss_grads(
+            _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch),
+            _outputs_loss_grads(model, in_full, batch), len(model.trainable_weights), atol)
 
 
 def test_with_kernels_keeps_the_dtype_policies_the_model_was_built_with():

@@ -20,7 +20,7 @@ weight once. The fast path differs from the spec only in how it computes:
 import keras
 import tensorflow as tf
 
-from albert_keras.config import (check_kernels, check_structure, group_of_layer,
+from albert_keras.config import (check_heads, check_kernels, check_structure, group_of_layer,
                                  shares_attention, shares_feed_forward)
 from albert_keras.layers import fused_ops
 from albert_keras.layers.activation import get_activation
@@ -196,7 +196,7 @@ class SelfAttention(_ResidualSubLayer):
                  kernels="plain", **kwargs):
         super().__init__(hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
                          kernels, **kwargs)
-        check_structure(hidden_size, num_attention_heads, 1, 1, "all", where="SelfAttention")
+        check_heads(hidden_size, num_attention_heads, where="SelfAttention")
         self.num_attention_heads = num_attention_heads
         self.head_size = hidden_size // num_attention_heads
         self.scale = 1.0 / self.head_size ** 0.5
