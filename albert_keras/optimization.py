@@ -52,7 +52,7 @@ class GlobalNormClipAfterAllReduce:
     Keras 3.15 applies global_clipnorm before the cross-replica all-reduce, so each
     replica clips its own partial gradient and MirroredStrategy trains differently
     from one device on the same global batch. This mixin clips the summed gradient,
-    as the reference does.
+    as the reference does, and gives the update dense gradients.
     """
 
     def _init_clipping(self, clip_norm):
@@ -61,6 +61,12 @@ class GlobalNormClipAfterAllReduce:
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         values = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, values)))
+        # An embedding's gradient arrives as IndexedSlices with one slice per token
+        # occurrence. The global norm and Adam's squared gradient need the summed rows
+        # (the norm of the slices is not the gradient's norm), so they are made dense,
+        # as the reference's optimizers do.
+        grads_and_vars = [(tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v)
+                          for g, v in grads_and_vars]
         if self.clip_norm:
             clipped, _ = tf.clip_by_global_norm([g for g, _ in grads_and_vars], self.clip_norm)
             grads_and_vars = list(zip(clipped, [v for _, v in grads_and_vars]))

@@ -1,6 +1,7 @@
 """Trains the same tiny pretrainer from the same weights on the same global batches
 under the default strategy and under MirroredStrategy over 2 logical CPU devices,
-and prints the largest loss and weight differences. Run by test_distributed.py in
+and prints the largest loss and weight differences. With --accumulate K the mirrored
+run splits each replica's batch into K micro-batches (one update per global batch). Run by test_distributed.py in
 its own process: logical devices must be configured before TensorFlow starts."""
 
 import os
@@ -44,7 +45,10 @@ keras.utils.set_random_seed(11)
 initial = AlbertPretrainer(config).get_weights()
 
 
-def train(strategy):
+ACCUMULATE = int(sys.argv[sys.argv.index("--accumulate") + 1]) if "--accumulate" in sys.argv else 1
+
+
+def train(strategy, accumulate=1):
     def dataset_fn(context):
         # One pipeline feeds its replicas consecutive per-replica batches: step s
         # gives replica r rows [r * per_replica, (r + 1) * per_replica) of batch s.
@@ -60,7 +64,8 @@ def train(strategy):
         model = AlbertPretrainer(config)
         model.set_weights(initial)
         model.compile(optimizer=create_optimizer("lamb", learning_rate=1e-2, total_steps=STEPS,
-                                                 warmup_steps=1, clip_norm=float(os.environ.get("CLIP", "1.0"))))
+                                                 warmup_steps=1, clip_norm=float(os.environ.get("CLIP", "1.0"))),
+                      gradient_accumulation_steps=accumulate)
     losses = []
     callback = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: losses.append(float(logs["loss"])))
@@ -72,7 +77,7 @@ def train(strategy):
 
 default_losses, default_weights = train(tf.distribute.get_strategy())
 mirrored = tf.distribute.MirroredStrategy(devices=["/cpu:0", "/cpu:1"])
-mirrored_losses, mirrored_weights = train(mirrored)
+mirrored_losses, mirrored_weights = train(mirrored, ACCUMULATE)
 print("replicas", mirrored.num_replicas_in_sync)
 print("losses", default_losses.tolist(), mirrored_losses.tolist())
 print("max_loss_diff", float(np.abs(default_losses - mirrored_losses).max()))

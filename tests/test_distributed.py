@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 
@@ -26,8 +28,11 @@ def parse(stdout):
     return values
 
 
-def test_mirrored_two_cpus_equals_default_strategy():
-    result = run_script("mirrored_parity_script.py")
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_mirrored_two_cpus_equals_default_strategy(accumulate):
+    """accumulate 2: each replica's 4 sequences as 2 micro-batches of 2, one update per
+    global batch, against the default strategy's one batch of 8."""
+    result = run_script("mirrored_parity_script.py", "--accumulate", str(accumulate))
     assert result.returncode == 0, result.stderr[-3000:]
     values = parse(result.stdout)
     assert values["replicas"] == "2"

@@ -158,10 +158,19 @@ def test_bad_rows_are_named_before_training(tmp_path, pair_files, capsys):
     assert "'eval_file'" in capsys.readouterr().err
 
 
-def test_global_batch_must_divide_over_replicas():
-    finetune.check_replicas(16, 2, "mirrored")
+def test_global_batch_must_divide_over_replicas_and_micro_batches():
+    from training.experiment import FinetuneExperiment, check_batch_split
+
+    def options(batch, steps):
+        return FinetuneExperiment(global_batch_size=batch, gradient_accumulation_steps=steps)
+
+    check_batch_split(options(16, 1), 2, "mirrored")
+    check_batch_split(options(16, 4), 2, "mirrored")
     with pytest.raises(ValueError, match="'global_batch_size': 15 is not divisible by the 2"):
-        finetune.check_replicas(15, 2, "mirrored")
+        check_batch_split(options(15, 1), 2, "mirrored")
+    with pytest.raises(ValueError, match="12 is not divisible by the 2 replicas of strategy "
+                                         "mirrored x 4 gradient_accumulation_steps"):
+        check_batch_split(options(12, 4), 2, "mirrored")
 
 
 # ---------------------------------------------------------------- metrics

@@ -54,3 +54,29 @@ def test_create_optimizer_variants():
     assert isinstance(adamw, keras.optimizers.AdamW)
     with pytest.raises(ValueError, match="Unknown optimizer"):
         create_optimizer("sgd")
+
+
+@pytest.mark.parametrize("name", ["lamb", "adamw"])
+def test_repeated_embedding_rows_are_summed_before_clipping_and_update(name):
+    """A gathered embedding's gradient holds one slice per occurrence; clipping by the
+    global norm and the moments must see the summed rows (the dense gradient)."""
+    import tensorflow as tf
+
+    # Row 1 appears three times: its gradient is [3, 0] (norm 3, clipped to 1), while
+    # the slices' norm is sqrt(59) and their squares sum to [27, 32].
+    values = tf.constant([[3.0, 4.0], [-3.0, -4.0], [3.0, 0.0]])
+    sparse = tf.IndexedSlices(values, tf.constant([1, 1, 1]), tf.constant([4, 2]))
+    dense = tf.convert_to_tensor(sparse)
+    np.testing.assert_allclose(dense.numpy()[1], [3.0, 0.0])
+    second = tf.constant([[0.0, 0.0], [0.1, 0.2], [0.0, 0.0], [0.0, 0.0]])
+
+    def trained(first):
+        table = keras.Variable(np.ones((4, 2), "float32"), name="word_embeddings")
+        optimizer = create_optimizer(name, learning_rate=0.1, total_steps=10, warmup_steps=0,
+                                     clip_norm=1.0)
+        # The second step's moments mix in the first's clipped gradient.
+        for gradient in (first, second):
+            optimizer.apply_gradients([(gradient, table)])
+        return table.numpy()
+
+    np.testing.assert_allclose(trained(sparse), trained(dense), atol=1e-7)

@@ -110,9 +110,25 @@ def restorable_step(output):
     return int(latest.rsplit("-", 1)[-1]) if latest else None
 
 
-def test_killed_run_resumes_and_finishes_at_total_steps(records, tmp_path):
+def final_fingerprint(stdout):
+    line = next(line for line in stdout.splitlines() if line.startswith("final:"))
+    return dict(item.split("=", 1) for item in line.split()[1:])["weights_fingerprint"]
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(records, tmp_path,
+                                                                   accumulate):
+    """Killed at any point (with accumulate 2, most likely between the micro-batches of
+    an update), restarted, finished: the same weights as a run never killed."""
+    argv = flags(records, tmp_path / "run", total_steps=40, steps_per_epoch=10,
+                 keep_checkpoints=10, gradient_accumulation_steps=accumulate)
+    uninterrupted = cli(flags(records, tmp_path / "whole", total_steps=40, steps_per_epoch=10,
+                              gradient_accumulation_steps=accumulate))
+    out, err = uninterrupted.communicate(timeout=240)
+    assert uninterrupted.returncode == 0, err[-3000:]
+    expected = final_fingerprint(out)
+
     output = tmp_path / "run"
-    argv = flags(records, output, total_steps=40, steps_per_epoch=10, keep_checkpoints=10)
     process = cli(argv)
     deadline = time.time() + 180
     while restorable_step(output) is None and time.time() < deadline and process.poll() is None:
@@ -129,6 +145,7 @@ def test_killed_run_resumes_and_finishes_at_total_steps(records, tmp_path):
     assert "Resumed from" in out and f"at step {killed_at}" in out
     assert "step=40" in out
     assert checkpoint_steps(output) == [10, 20, 30, 40]
+    assert final_fingerprint(out) == expected
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path):
@@ -164,6 +181,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     ({"kernels": "triton"}, "kernels"),
     ({"total_steps": 25, "steps_per_epoch": 10}, "total_steps"),
     ({"max_predictions": 30}, "max_predictions"),
+    ({"gradient_accumulation_steps": 3}, "8 does not split into gradient_accumulation_steps (3)"),
+    ({"gradient_accumulation_steps": 0}, "'gradient_accumulation_steps': must be positive"),
 ])
 def test_bad_configs_fail_before_training(records, tmp_path, capsys, override, message):
     from training import pretrain

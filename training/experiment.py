@@ -33,7 +33,13 @@ class TrainingOptions:
     model_overrides: dict = dataclasses.field(default_factory=dict)
     spm_model: str | None = None
     seq_length: int = 128
+    # Sequences per optimizer update, over all replicas and micro-batches. Each replica
+    # splits its share into gradient_accumulation_steps micro-batches, run one after
+    # another and summed into one exact update (models/gradient_accumulation.py):
+    # micro-batch per replica = global_batch_size / (replicas * accumulation steps).
     global_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    # Steps count optimizer updates: total_steps, warmup, checkpoints and logs.
     total_steps: int = 1000
     steps_per_epoch: int = 100  # one epoch = one checkpoint + one log line
     eval_steps: int = 20
@@ -72,10 +78,15 @@ class TrainingOptions:
             fail("kernels", f"unknown kernels {self.kernels!r}; use one of {', '.join(KERNELS)}")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-        for name in ("seq_length", "global_batch_size", "total_steps", "steps_per_epoch",
-                     "steps_per_execution", "keep_checkpoints"):
+        for name in ("seq_length", "global_batch_size", "gradient_accumulation_steps",
+                     "total_steps", "steps_per_epoch", "steps_per_execution",
+                     "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 fail(name, f"must be positive, got {getattr(self, name)}")
+        if self.global_batch_size % self.gradient_accumulation_steps:
+            fail("global_batch_size", f"{self.global_batch_size} does not split into "
+                 f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) equal "
+                 "micro-batches")
         if self.eval_steps < 0 or self.warmup_steps < 0:
             fail("eval_steps" if self.eval_steps < 0 else "warmup_steps", "must be >= 0")
         if self.total_steps % self.steps_per_epoch:
@@ -168,6 +179,18 @@ class FinetuneExperiment(TrainingOptions):
             fail("spm_model", "fine-tuning tokenizes text and needs it")
         if not 0 <= self.classifier_dropout < 1:
             fail("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
+
+
+def check_batch_split(options, replicas: int, strategy_name: str):
+    """global_batch_size must split over the replicas and then into the micro-batches."""
+    parts = replicas * options.gradient_accumulation_steps
+    if options.global_batch_size % parts:
+        split = (f"{replicas} replicas of strategy {strategy_name} x "
+                 f"{options.gradient_accumulation_steps} gradient_accumulation_steps"
+                 if options.gradient_accumulation_steps > 1
+                 else f"{replicas} replicas of strategy {strategy_name}")
+        raise ValueError(f"field 'global_batch_size': {options.global_batch_size} is not "
+                         f"divisible by the {split}")
 
 
 def _matches(pattern: str) -> bool:

@@ -25,7 +25,8 @@ import os
 import sys
 
 from albert_keras.atomic_file import write_json
-from training.experiment import FinetuneExperiment, load_experiment, write_experiment
+from training.experiment import (FinetuneExperiment, check_batch_split, load_experiment,
+                                 write_experiment)
 
 
 def check_data(experiment) -> int:
@@ -46,12 +47,6 @@ def check_data(experiment) -> int:
         raise ValueError(f"field 'train_file': {counts['train_file']} examples, fewer than one "
                          f"global batch ({experiment.global_batch_size})")
     return counts["train_file"]
-
-
-def check_replicas(global_batch_size: int, replicas: int, strategy_name: str):
-    if global_batch_size % replicas:
-        raise ValueError(f"field 'global_batch_size': {global_batch_size} is not divisible by "
-                         f"the {replicas} replicas of strategy {strategy_name}")
 
 
 def build_classifier(experiment, vocab_size: int):
@@ -161,8 +156,7 @@ def run(experiment: FinetuneExperiment) -> dict:
     from training.strategies import WorkerOutput, build_strategy, is_chief
 
     strategy = build_strategy(experiment.strategy, experiment.num_cpu_devices, experiment.tpu)
-    check_replicas(experiment.global_batch_size, strategy.num_replicas_in_sync,
-                   experiment.strategy)
+    check_batch_split(experiment, strategy.num_replicas_in_sync, experiment.strategy)
 
     import keras
 
@@ -188,7 +182,8 @@ def run(experiment: FinetuneExperiment) -> dict:
                       if classification else keras.losses.MeanSquaredError()),
                 metrics=["accuracy"] if classification else None,
                 jit_compile=experiment.jit_compile,
-                steps_per_execution=experiment.steps_per_execution)
+                steps_per_execution=experiment.steps_per_execution,
+                gradient_accumulation_steps=experiment.gradient_accumulation_steps)
             # Every worker restores from the chief's directory (a shared file system).
             checkpoint, step = model_setup.restore_latest(
                 model, os.path.join(experiment.output_dir, "checkpoints"))

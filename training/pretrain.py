@@ -14,7 +14,8 @@ import os
 import sys
 
 from training.callbacks import NonFiniteLossError
-from training.experiment import PretrainExperiment, load_experiment, write_experiment
+from training.experiment import (PretrainExperiment, check_batch_split, load_experiment,
+                                 write_experiment)
 
 
 def build_datasets(experiment, strategy, vocab_size, start_step=0):
@@ -52,10 +53,7 @@ def run(experiment: PretrainExperiment) -> dict:
     from training.strategies import WorkerOutput, build_strategy, is_chief
 
     strategy = build_strategy(experiment.strategy, experiment.num_cpu_devices, experiment.tpu)
-    replicas = strategy.num_replicas_in_sync
-    if experiment.global_batch_size % replicas:
-        raise ValueError(f"field 'global_batch_size': {experiment.global_batch_size} is not "
-                         f"divisible by the {replicas} replicas of strategy {experiment.strategy}")
+    check_batch_split(experiment, strategy.num_replicas_in_sync, experiment.strategy)
 
     import keras
 
@@ -78,7 +76,8 @@ def run(experiment: PretrainExperiment) -> dict:
                 model.backbone.set_weights(saved.get_weights())
             model.compile(optimizer=model_setup.make_optimizer(experiment, config.kernels),
                           jit_compile=experiment.jit_compile,
-                          steps_per_execution=experiment.steps_per_execution)
+                          steps_per_execution=experiment.steps_per_execution,
+                          gradient_accumulation_steps=experiment.gradient_accumulation_steps)
             # Every worker restores from the chief's directory (a shared file system).
             checkpoint, step = model_setup.restore_latest(
                 model, os.path.join(experiment.output_dir, "checkpoints"))

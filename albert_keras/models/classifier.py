@@ -4,17 +4,20 @@ import keras
 from keras import ops
 
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
+from albert_keras.models.gradient_accumulation import GradientAccumulation
 
 TASK_TYPES = ("classification", "regression")
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
-class AlbertClassifier(keras.Model):
+class AlbertClassifier(GradientAccumulation, keras.Model):
     """Sentence and sentence-pair classification or regression.
 
     Inputs: the backbone's "input_ids", "segment_ids", "input_mask".
     Output: float32 logits [batch, num_labels] for classification, or scores
-    [batch, 1] for regression (num_labels is then 1).
+    [batch, 1] for regression (num_labels is then 1). The loss is the compiled one
+    (a mean over the batch); compile(gradient_accumulation_steps=K) trains on K
+    micro-batches per update, exactly (models/gradient_accumulation.py).
     """
 
     def __init__(self, config=None, backbone=None, num_labels=2, task_type="classification",

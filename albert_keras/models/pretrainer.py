@@ -6,23 +6,26 @@ No separate y is needed.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from albert_keras.layers import MaskedLMHead, SentenceOrderHead
 from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
-from albert_keras.models.pretraining_loss import pretraining_losses
+from albert_keras.models.gradient_accumulation import GradientAccumulation
+from albert_keras.models.pretraining_loss import loss_denominators, pretraining_losses
 
 LABEL_NAMES = ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
-class AlbertPretrainer(keras.Model):
+class AlbertPretrainer(GradientAccumulation, keras.Model):
     """Inputs: the backbone's three inputs and "masked_lm_positions" int32 [batch, P].
     Outputs: "mlm_logits" float32 [batch, P, V] and "sop_logits" float32 [batch, 2].
 
     Loss = masked-LM cross entropy (mean over real predictions, weighted by
     masked_lm_weights) + sentence-order cross entropy (mean over the batch); see
-    models/pretraining_loss.py.
+    models/pretraining_loss.py. compile(gradient_accumulation_steps=K) trains on K
+    micro-batches per update, exactly (models/gradient_accumulation.py).
     """
 
     def __init__(self, config=None, backbone=None, **kwargs):
@@ -78,9 +81,26 @@ class AlbertPretrainer(keras.Model):
         return list(INPUT_NAMES) + ["masked_lm_positions"]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return self._pretraining_loss(x, y_pred, denominators=None)
+
+    def loss_denominators(self, x, y, sample_weight):
+        self._check_labels(x)
+        return loss_denominators(x["masked_lm_weights"])
+
+    def micro_batch_loss(self, x, y, y_pred, sample_weight, denominators):
+        return self._pretraining_loss(x, y_pred, denominators,
+                                      share=1.0 / self.gradient_accumulation_steps)
+
+    @staticmethod
+    def _check_labels(x):
         missing = [name for name in LABEL_NAMES if not isinstance(x, dict) or name not in x]
         if missing:
             raise ValueError(f"AlbertPretrainer needs the label features {missing} in each batch")
+
+    def _pretraining_loss(self, x, y_pred, denominators, share=1.0):
+        """MLM + SOP loss (divided by denominators, by default this batch's), plus
+        `share` of the regularization losses; updates the four metrics."""
+        self._check_labels(x)
         mlm_logits = ops.cast(y_pred["mlm_logits"], "float32")
         sop_logits = ops.cast(y_pred["sop_logits"], "float32")
         mlm_ids = ops.cast(x["masked_lm_ids"], "int32")
@@ -88,7 +108,8 @@ class AlbertPretrainer(keras.Model):
         sop_labels = ops.cast(ops.reshape(x["next_sentence_labels"], (-1,)), "int32")
 
         mlm_loss, sop_loss, mlm_losses, sop_losses = pretraining_losses(
-            mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, self.config.kernels)
+            mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, self.config.kernels,
+            denominators)
 
         mlm_correct = ops.cast(ops.equal(ops.argmax(mlm_logits, -1), mlm_ids), "float32")
         sop_correct = ops.cast(ops.equal(ops.argmax(sop_logits, -1), sop_labels), "float32")
@@ -98,9 +119,10 @@ class AlbertPretrainer(keras.Model):
         self.sentence_order_accuracy.update_state(sop_correct)
 
         total = mlm_loss + sop_loss
-        for loss in self.losses:
-            total = total + keras.losses.loss.scale_loss_for_distribution(
-                ops.cast(ops.sum(loss), "float32"))
+        if self.losses:  # each replica adds its share: the replicas' gradients are summed
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            for loss in self.losses:
+                total = total + share / replicas * ops.cast(ops.sum(loss), "float32")
         return total
 
     def get_config(self):
