@@ -32,6 +32,15 @@ SHARING_MODES = ("all", "attention", "ffn", "none")
 # programs' "auto" picks "xla_cpu" or "xla" for the host (layers.fused_ops).
 KERNELS = ("plain", "xla", "xla_cpu")
 
+# What a training step keeps for the backward pass (activation memory):
+#   "none"   every intermediate of every encoder block (fastest).
+#   "block"  only each encoder block's input; the backward pass recomputes the block's
+#            intermediates from it (SharedEncoder). Same outputs and gradients, less
+#            memory, one more forward pass of the encoder (BENCHMARKS.md, remat). In
+#            TensorFlow's graph runtime: a step compiled whole by XLA (jit_compile)
+#            merges the recomputation back into the forward pass and keeps the memory.
+REMAT_MODES = ("none", "block")
+
 
 def shares_attention(sharing: str) -> bool:
     return sharing in ("all", "attention")
@@ -68,6 +77,12 @@ def check_kernels(kernels: str, where: str = "AlbertConfig.kernels") -> str:
     if kernels not in KERNELS:
         raise ValueError(f"{where} {kernels!r} is unknown; use one of {', '.join(KERNELS)}")
     return kernels
+
+
+def check_remat(remat: str, where: str = "AlbertConfig.remat") -> str:
+    if remat not in REMAT_MODES:
+        raise ValueError(f"{where} {remat!r} is unknown; use one of {', '.join(REMAT_MODES)}")
+    return remat
 
 # File name -> internal name, by file source.
 _REFERENCE_ACTIVATIONS = {
@@ -140,8 +155,9 @@ class AlbertConfig:
     sharing selects the cross-layer parameter sharing of the paper's Table 4:
     "all" (reference ALBERT), "attention" or "ffn" (only that sub-layer shared; the
     other has its own weights in every layer), "none" (BERT-style, nothing shared).
-    kernels chooses how the model computes (KERNELS above); not a hyperparameter of
-    the weights, so reference and transformers config files do not carry it.
+    kernels chooses how the model computes (KERNELS above) and remat what a training
+    step keeps for its backward pass (REMAT_MODES above); neither is a hyperparameter
+    of the weights, so reference and transformers config files do not carry them.
     """
 
     vocab_size: int = 30000
@@ -161,6 +177,7 @@ class AlbertConfig:
     layer_norm_eps: float = 1e-12
     sharing: str = "all"
     kernels: str = "plain"
+    remat: str = "none"
 
     def __post_init__(self):
         self.validate()
@@ -184,6 +201,7 @@ class AlbertConfig:
         check_structure(self.hidden_size, self.num_attention_heads, self.num_hidden_layers,
                         self.num_hidden_groups, self.sharing)
         check_kernels(self.kernels)
+        check_remat(self.remat)
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(
                 f"AlbertConfig.hidden_act {self.hidden_act!r} is unknown; use one of "
@@ -269,7 +287,7 @@ class AlbertConfig:
                     f"sharing={self.sharing!r} cannot be expressed in a {format} config; "
                     "use format='internal'")
             values["hidden_act"] = table[self.hidden_act]
-            del values["sharing"], values["kernels"]
+            del values["sharing"], values["kernels"], values["remat"]
             if format == "transformers":
                 values.update(model_type="albert", architectures=["AlbertForPreTraining"],
                               pad_token_id=0, bos_token_id=2, eos_token_id=3,

@@ -122,6 +122,17 @@ def publish(report: dict, print_table, json_path=None):
             json.dump(report, f, indent=1)
 
 
+def dispatch(args, print_table, worker, drive):
+    """A benchmark script's entry: --table prints a saved report, --worker runs a
+    worker process, otherwise the driver runs."""
+    if args.table:
+        print_table(load_report(args.table))
+    elif args.worker:
+        worker(args)
+    else:
+        drive(args)
+
+
 def load_report(json_path):
     """A report written by publish(), for --table."""
     with open(json_path) as f:

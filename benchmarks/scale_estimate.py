@@ -1,5 +1,6 @@
 """On paper: time to train the reference recipe (batch 4096, seq 512, 125k steps,
-20 masked positions) for ALBERT base and xxlarge, from FLOP counts.
+20 masked positions) for ALBERT base and xxlarge, from FLOP counts; and the micro-batch,
+gradient accumulation and remat setting that fit the recipe on 8 devices of 16 or 80 GB.
 
     python benchmarks/scale_estimate.py
 
@@ -49,6 +50,76 @@ def activation_gib(cfg, per_replica_batch):
     return layers * SEQ * per_replica_batch * h * (34 + 5 * a * SEQ / h) / 2**30
 
 
+def layer_params(cfg):
+    """The weights one encoder block holds (shared by all layers in ALBERT)."""
+    h, i = cfg["hidden_size"], cfg["intermediate_size"]
+    return 4 * (h * h + h) + 2 * h + h * i + i + i * h + h + 2 * h
+
+
+def device_gib(cfg, micro_batch, remat, accumulate):
+    """Memory of one replica training in mixed bf16 with LAMB, in GiB, by part:
+    - states: float32 weights, LAMB's two moments, the gradient: 16 bytes a parameter;
+      with accumulation, the running sum of the micro-batches' gradients: 4 more;
+    - per-use gradients of the shared block (bf16, fused kernels, the training default):
+      remat "none" sums the L layers' gradients of the shared kernels at the end (L
+      copies alive), "block" as they come (one copy and a float32 running sum);
+    - activations of one micro-batch: "none" stores L layer applications
+      (activation_gib); "block" stores each block's bf16 input (2 s b h bytes a layer)
+      plus one block's full activations while it is recomputed."""
+    h, a, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    params = unique_params(cfg)
+    states = params * (20 if accumulate > 1 else 16)
+    per_use = (layers * 2 if remat == "none" else 2 + 4) * layer_params(cfg)
+    one_layer = activation_gib(cfg, micro_batch) / layers * 2**30
+    if remat == "none":
+        activations = layers * one_layer
+    else:
+        activations = layers * 2 * SEQ * micro_batch * h + one_layer
+    logits = micro_batch * MASKED * cfg["vocab_size"] * 4 * 2  # MLM logits and gradient
+    return (states + per_use + activations + logits) / 2**30
+
+
+DEVICES = (("8 x 16 GB", 8, 16), ("8 x 80 GB", 8, 80))
+USABLE = 0.8  # of a device's memory: workspace, fragmentation, the framework's own
+
+
+def fitting_settings(cfg, replicas, device_gb):
+    """For remat "none" and "block": the largest power-of-two micro-batch per replica
+    that fits USABLE of the device, and the accumulation steps that make up the recipe's
+    batch: (remat, micro_batch, accumulate, GiB) or (remat, None, None, GiB of batch 1)."""
+    per_replica = BATCH // replicas
+    budget = USABLE * device_gb * 1e9 / 2**30
+    rows = []
+    for remat in ("none", "block"):
+        best = None
+        micro = 1
+        while micro <= per_replica:
+            accumulate = per_replica // micro
+            gib = device_gib(cfg, micro, remat, accumulate)
+            if gib <= budget:
+                best = (remat, micro, accumulate, gib)
+            micro *= 2
+        rows.append(best or (remat, None, None, device_gib(cfg, 1, remat, per_replica)))
+    return rows
+
+
+def print_recipe_on_few_devices():
+    print(f"\nThe recipe's batch ({BATCH} x {SEQ}) on 8 devices: {BATCH // 8} sequences per "
+          f"replica per update; micro-batch x accumulation steps, mixed bf16, LAMB, "
+          f"{USABLE:.0%} of each device usable")
+    print("| model | devices | remat | micro-batch per replica | gradient_accumulation_steps "
+          "| GiB per replica (states + per-use gradients + activations) |")
+    print("|---|---|---|---:|---:|---:|")
+    for name, cfg in MODELS.items():
+        for label, replicas, gb in DEVICES:
+            for remat, micro, accumulate, gib in fitting_settings(cfg, replicas, gb):
+                if micro is None:
+                    print(f"| {name} | {label} | {remat} | does not fit | - | "
+                          f"{gib:.1f} at micro-batch 1 |")
+                else:
+                    print(f"| {name} | {label} | {remat} | {micro} | {accumulate} | {gib:.1f} |")
+
+
 def main():
     for name, cfg in MODELS.items():
         step = 3 * forward_flops(cfg, BATCH, SEQ, MASKED, heads=True)
@@ -65,6 +136,7 @@ def main():
                   f"{per_replica} seq/replica, activations {activation_gib(cfg, per_replica):.0f} GiB "
                   f"without remat, all-reduce {ring_bytes / 2**20:.0f} MiB sent per replica per step "
                   f"= {ring_bytes / step_s / 2**30:.2f} GiB/s)")
+    print_recipe_on_few_devices()
 
 
 if __name__ == "__main__":

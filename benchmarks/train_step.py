@@ -72,17 +72,18 @@ def ours_step(batch, precision, jit):
     return lambda: model.train_on_batch(data)
 
 
-def keras_hub_step(batch, precision, jit):
+def keras_hub_step(batch, precision, jit, cfg=BASE):
+    """keras-hub's AlbertMaskedLM of the shape cfg (BASE's keys) on `batch`."""
     import keras
     import keras_hub
     import tensorflow as tf
 
     keras.config.set_dtype_policy(precision)
     backbone = keras_hub.models.AlbertBackbone(
-        vocabulary_size=BASE["vocab_size"], num_layers=BASE["num_hidden_layers"],
-        num_heads=BASE["num_attention_heads"], embedding_dim=BASE["embedding_size"],
-        hidden_dim=BASE["hidden_size"], intermediate_dim=BASE["intermediate_size"],
-        dropout=0.0, max_sequence_length=BASE["max_position_embeddings"])
+        vocabulary_size=cfg["vocab_size"], num_layers=cfg["num_hidden_layers"],
+        num_heads=cfg["num_attention_heads"], embedding_dim=cfg["embedding_size"],
+        hidden_dim=cfg["hidden_size"], intermediate_dim=cfg["intermediate_size"],
+        dropout=0.0, max_sequence_length=cfg["max_position_embeddings"])
     model = keras_hub.models.AlbertMaskedLM(backbone, preprocessor=None)
     # keras-hub's own compile defaults (sparse CE from logits, weighted accuracy), AdamW.
     model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=jit)
@@ -287,11 +288,7 @@ def main():
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--table", default=None, help="only print the table of a --json file")
-    args = parser.parse_args()
-    if args.table:
-        print_table(harness.load_report(args.table))
-    else:
-        worker(args) if args.worker else drive(args)
+    harness.dispatch(parser.parse_args(), print_table, worker, drive)
 
 
 if __name__ == "__main__":

@@ -132,3 +132,24 @@ def test_bad_accumulation_settings_are_named(initial):
     model.compile(optimizer=lamb(), gradient_accumulation_steps=3)
     with pytest.raises(ValueError, match="batch of 8 sequences does not split into 3 equal"):
         model.train_on_batch(pretraining_batches()[0])
+
+
+def test_a_saved_model_comes_back_compiled_with_its_accumulation(tmp_path):
+    import warnings
+
+    model = AlbertClassifier(CONFIG, num_labels=3)
+    model.compile(optimizer=create_optimizer("adamw", total_steps=10, warmup_steps=0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], gradient_accumulation_steps=2)
+    features = {"input_ids": np.full((4, SEQ), 7, "int32"),
+                "segment_ids": np.zeros((4, SEQ), "int32"),
+                "input_mask": np.ones((4, SEQ), "int32")}
+    model.train_on_batch(features, np.array([0, 1, 2, 0]))
+    path = str(tmp_path / "classifier.keras")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it cannot restore the compile
+        loaded = keras.saving.load_model(path)
+    assert loaded.compiled and loaded.gradient_accumulation_steps == 2
+    assert type(loaded.optimizer).__name__ == "AlbertAdamW"
+    assert int(loaded.optimizer.iterations.numpy()) == 1

@@ -14,6 +14,7 @@ import typing
 
 from albert_keras.atomic_file import write_json
 from albert_keras.config import KERNELS as MODEL_KERNELS
+from albert_keras.config import REMAT_MODES
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -61,6 +62,9 @@ class TrainingOptions:
     # How the model computes its element-wise work (albert_keras.config.KERNELS):
     # "auto" takes the fused XLA kernels for this host; "plain" TensorFlow ops only.
     kernels: str = "auto"
+    # What a training step keeps for its backward pass (albert_keras.config.REMAT_MODES):
+    # "block" recomputes each encoder block's activations there: less memory, more time.
+    remat: str = "none"
     steps_per_execution: int = 1
     seed: int = 12345
     keep_checkpoints: int = 3
@@ -76,6 +80,13 @@ class TrainingOptions:
             fail("precision", f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.kernels not in KERNELS:
             fail("kernels", f"unknown kernels {self.kernels!r}; use one of {', '.join(KERNELS)}")
+        if self.remat not in REMAT_MODES:
+            fail("remat", f"unknown remat {self.remat!r}; use one of {', '.join(REMAT_MODES)}")
+        if self.remat != "none" and self.jit_compile:
+            # XLA compiles the step whole and merges the recomputation back into the
+            # forward pass: measured, no memory saved, time spent (BENCHMARKS.md, remat).
+            fail("remat", f"remat {self.remat!r} saves no memory under jit_compile (XLA "
+                 "merges the recomputation back); set jit_compile false")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
         for name in ("seq_length", "global_batch_size", "gradient_accumulation_steps",

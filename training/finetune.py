@@ -59,8 +59,8 @@ def build_classifier(experiment, vocab_size: int):
 
     if experiment.init_model:
         saved = model_setup.load_backbone(experiment.init_model, field="init_model")
-        config = dataclasses.replace(saved.config,
-                                     kernels=resolve_kernels(experiment.kernels))
+        config = dataclasses.replace(saved.config, kernels=resolve_kernels(experiment.kernels),
+                                     remat=experiment.remat)
         print(f"Backbone from {experiment.init_model} (its config replaces model_preset "
               f"and model_overrides)", flush=True)
     else:

@@ -25,8 +25,8 @@ def set_precision(precision: str):
 
 
 def model_config(options) -> AlbertConfig:
-    """The config from a preset or a file, with overrides and the run's kernels;
-    vocab_size follows the SentencePiece model when one is given."""
+    """The config from a preset or a file, with overrides and the run's kernels and
+    remat; vocab_size follows the SentencePiece model when one is given."""
     if options.model_config_file:
         config = AlbertConfig.from_json_file(options.model_config_file)
         values = config.to_dict()
@@ -39,6 +39,7 @@ def model_config(options) -> AlbertConfig:
         values["vocab_size"] = processor.get_piece_size()
     values["max_position_embeddings"] = max(values["max_position_embeddings"], options.seq_length)
     values["kernels"] = resolve_kernels(options.kernels)
+    values["remat"] = options.remat
     return AlbertConfig.from_dict(values, origin="model config")
 
 

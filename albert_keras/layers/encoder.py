@@ -20,7 +20,8 @@ weight once. The fast path differs from the spec only in how it computes:
 import keras
 import tensorflow as tf
 
-from albert_keras.config import (check_heads, check_kernels, check_structure, group_of_layer,
+from albert_keras.config import (check_heads, check_kernels, check_remat, check_structure,
+                                 group_of_layer,
                                  shares_attention, shares_feed_forward)
 from albert_keras.layers import fused_ops
 from albert_keras.layers.activation import get_activation
@@ -140,6 +141,21 @@ def _with_zero_gradient_for(x, unused):
     return tf.identity(x), lambda upstream: (upstream, tf.zeros_like(unused))
 
 
+def _dropout(layer, x, training, seed=None):
+    """keras Dropout `layer` on x. With `seed` (int [2]) the mask is a stateless draw
+    from it: a block recomputed in the backward pass (remat) draws the same mask."""
+    if seed is None or not training or layer.rate == 0:
+        return layer(x, training=training)
+    return tf.nn.experimental.stateless_dropout(x, layer.rate, seed=seed)
+
+
+def _split_seed(seed, parts):
+    """`parts` independent seeds from one (or Nones without one)."""
+    if seed is None:
+        return [None] * parts
+    return tf.unstack(tf.random.experimental.stateless_split(seed, parts))
+
+
 class _ResidualSubLayer(keras.layers.Layer):
     """What both sub-layers share: an output projection, then
     out = LayerNorm(x + Dropout(h Wout + bout)).
@@ -158,7 +174,8 @@ class _ResidualSubLayer(keras.layers.Layer):
         """{name: float32 kernel} for PROJECTIONS, as the fast path multiplies by them."""
         return {name: tf.convert_to_tensor(getattr(self, name).kernel) for name in self.PROJECTIONS}
 
-    def _add_and_normalize(self, x, h2d, output_kernel, training, extra_bias=None):
+    def _add_and_normalize(self, x, h2d, output_kernel, training, extra_bias=None,
+                           dropout_seed=None):
         """x: [batch, seq, H] input of the sub-layer; h2d: [tokens, K] before the output
         projection; extra_bias: float32 [H] added with the output bias. The bias is folded
         into the residual LayerNorm unless dropout has to come after it."""
@@ -167,8 +184,8 @@ class _ResidualSubLayer(keras.layers.Layer):
         if extra_bias is not None:
             bias = bias + extra_bias
         if training and self.hidden_dropout_rate > 0:
-            out = self.output_dropout(tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
-                                      training=training)
+            out = _dropout(self.output_dropout, tf.nn.bias_add(out, tf.cast(bias, out.dtype)),
+                           training, dropout_seed)
             bias = None
         out = fused_ops.residual_layer_norm(
             tf.reshape(x, (-1, self.hidden_size)), out, bias, self.layer_norm.gamma,
@@ -231,7 +248,8 @@ class SelfAttention(_ResidualSubLayer):
         matrices["query"] = matrices["query"] * self.scale
         return matrices
 
-    def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None):
+    def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None,
+             dropout_seed=None):
         """x: [batch, seq, H]; input_mask: int [batch, seq], 1 for tokens, 0 for padding.
 
         multi_head_attention's steps, then the residual LayerNorm, with three exact
@@ -247,6 +265,7 @@ class SelfAttention(_ResidualSubLayer):
         by SharedEncoder, which casts a shared kernel once for all its uses.
         query_positions: optional int [batch, P]; the output is then [batch, P, H], the
         rows of the full output at those positions (keys and values still span x).
+        dropout_seed: optional int [2]; dropout masks drawn from it (see _dropout).
         """
         dtype = self.compute_dtype
         matrices = cast_kernels or _cast_kernels(self, dtype)
@@ -275,7 +294,8 @@ class SelfAttention(_ResidualSubLayer):
         v = split_heads(x, matrices["value"], None if fold_value_bias else self.value.bias)
         scores = tf.matmul(q, k, transpose_b=True)
         probs = fused_ops.masked_softmax(scores, attention_bias(input_mask), self.kernels)
-        probs = self.attention_dropout(probs, training=training)
+        probs_seed, output_seed = _split_seed(dropout_seed, 2)
+        probs = _dropout(self.attention_dropout, probs, training, probs_seed)
         context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))
         context = tf.reshape(context, (-1, self.hidden_size))
         value_bias_out = None
@@ -283,10 +303,10 @@ class SelfAttention(_ResidualSubLayer):
             value_bias_out = tf.linalg.matvec(self.output_dense.kernel, self.value.bias,
                                               transpose_a=True)
         return self._add_and_normalize(queries, context, matrices["output_dense"], training,
-                                       value_bias_out)
+                                       value_bias_out, output_seed)
 
     def compute_output_spec(self, x, input_mask, training=None, cast_kernels=None,
-                            query_positions=None):
+                            query_positions=None, dropout_seed=None):
         return keras.KerasTensor(_output_shape(x.shape, query_positions),
                                  dtype=self.compute_dtype)
 
@@ -325,14 +345,15 @@ class FeedForward(_ResidualSubLayer):
         self.layer_norm.build(self.hidden_size)
         self.built = True
 
-    def call(self, x, training=None, cast_kernels=None):
-        """x: [batch, seq, H]; cast_kernels: as in SelfAttention.call, for PROJECTIONS."""
+    def call(self, x, training=None, cast_kernels=None, dropout_seed=None):
+        """x: [batch, seq, H]; cast_kernels and dropout_seed: as in SelfAttention.call."""
         matrices = cast_kernels or _cast_kernels(self, self.compute_dtype)
         x = tf.cast(x, self.compute_dtype)
         x2d = tf.reshape(x, (-1, self.hidden_size))
         h = fused_ops.bias_activation(tf.matmul(x2d, matrices["intermediate"]),
                                       self.intermediate.bias, self.activation, self.kernels)
-        return self._add_and_normalize(x, h, matrices["output_dense"], training)
+        return self._add_and_normalize(x, h, matrices["output_dense"], training,
+                                       dropout_seed=dropout_seed)
 
     def compute_output_shape(self, x_shape):
         return x_shape
@@ -386,16 +407,20 @@ class TransformerBlock(keras.layers.Layer):
             self.feed_forward.build(x_shape)
         self.built = True
 
-    def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None):
+    def call(self, x, input_mask, training=None, cast_kernels=None, query_positions=None,
+             dropout_seed=None):
         """cast_kernels: optional (attention's, feed-forward's); query_positions: optional
-        int [batch, P] to compute only those output rows. See SelfAttention.call."""
+        int [batch, P] to compute only those output rows; dropout_seed: optional int [2]
+        to draw the dropout masks from. See SelfAttention.call."""
         attention_kernels, feed_forward_kernels = cast_kernels or (None, None)
+        attention_seed, feed_forward_seed = _split_seed(dropout_seed, 2)
         x = self.attention(x, input_mask, training=training, cast_kernels=attention_kernels,
-                           query_positions=query_positions)
-        return self.feed_forward(x, training=training, cast_kernels=feed_forward_kernels)
+                           query_positions=query_positions, dropout_seed=attention_seed)
+        return self.feed_forward(x, training=training, cast_kernels=feed_forward_kernels,
+                                 dropout_seed=feed_forward_seed)
 
     def compute_output_spec(self, x, input_mask, training=None, cast_kernels=None,
-                            query_positions=None):
+                            query_positions=None, dropout_seed=None):
         return keras.KerasTensor(_output_shape(x.shape, query_positions),
                                  dtype=self.compute_dtype)
 
@@ -443,6 +468,47 @@ def cast_once_for_uses(kernel, dtype, uses, kernels):
     return fan_out(kernel)
 
 
+@tf.function(jit_compile=True, autograph=False)
+def _add_in_float32(running_sum, gradient):
+    return running_sum + tf.cast(gradient, tf.float32)
+
+
+def cast_in_chain_for_uses(kernel, dtype, uses, kernels):
+    """`uses` copies of float32 `kernel` cast to `dtype` (cast once, as in
+    cast_once_for_uses), whose gradients are summed one by one, in float32, as the
+    backward pass produces them.
+
+    A kernel used in L layers gets L weight-sized gradients; summed at the end (as
+    cast_once_for_uses and TensorFlow's own aggregation do) they are all alive at once:
+    for ALBERT-xlarge 24 x 200 MB, more than its activations at small batches. Here use
+    i comes out of link i of a chain, whose gradient is use i's gradient plus link
+    i+1's: a running sum, two weight-sized tensors at a time. With fused kernels the
+    sum is an XLA call, which grappler cannot merge back into one sum of L tensors (it
+    does so with plain adds; BENCHMARKS.md, remat).
+    """
+    kernel = tf.convert_to_tensor(kernel)
+    cast = tf.cast(kernel, dtype)
+    add = _add_in_float32 if fused_ops.is_fused(kernels) else (
+        lambda running_sum, g: running_sum + tf.cast(g, tf.float32))
+
+    @tf.custom_gradient
+    def link(running, shared_cast):
+        def grad(use_gradient, next_gradient):
+            if use_gradient is None:
+                use_gradient = tf.zeros_like(shared_cast)
+            total = (tf.cast(use_gradient, tf.float32) if next_gradient is None
+                     else add(next_gradient, use_gradient))
+            return total, None  # the gradient reaches the kernel through the chain
+
+        return (tf.identity(shared_cast), tf.identity(running)), grad
+
+    copies, running = [], kernel
+    for _ in range(uses):
+        use, running = link(running, cast)
+        copies.append(use)
+    return copies
+
+
 @keras.saving.register_keras_serializable(package="albert_keras")
 class SharedEncoder(keras.layers.Layer):
     """num_layers post-LN blocks with ALBERT's cross-layer sharing.
@@ -457,15 +523,25 @@ class SharedEncoder(keras.layers.Layer):
     attention_layers[j] / feed_forward_layers[j] list the owned sub-layers; owner index
     j is group * inner_group_num + k for group-owned, layer * inner_group_num + k for
     layer-owned ones (see attention_index / feed_forward_index).
+
+    remat (config.REMAT_MODES): "block" keeps only each block's input for the backward
+    pass of a training call and recomputes the rest there (tf.recompute_grad), and sums
+    a shared kernel's per-layer gradients as they come (cast_in_chain_for_uses).
     """
 
     def __init__(self, num_layers, hidden_size, num_attention_heads, intermediate_size,
                  num_groups=1, inner_group_num=1, sharing="all", activation="gelu_tanh",
                  hidden_dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
-                 initializer_range=0.02, kernels="plain", **kwargs):
+                 initializer_range=0.02, kernels="plain", remat="none", **kwargs):
         super().__init__(**kwargs)
         check_structure(hidden_size, num_attention_heads, num_layers, num_groups, sharing,
                         where="SharedEncoder")
+        self.remat = check_remat(remat, "SharedEncoder remat")
+        # A recomputed block must draw the dropout masks of its first pass: the seeds
+        # are drawn outside it, from this generator (not a weight; see _dropout).
+        self._remat_seeds = (keras.random.SeedGenerator(name="remat_dropout_seeds")
+                             if remat != "none" and (hidden_dropout or attention_dropout)
+                             else None)
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -567,12 +643,30 @@ class SharedEncoder(keras.layers.Layer):
                 cast_kernels = (next(attention_kernels[attention]),
                                 next(feed_forward_kernels[feed_forward]))
                 last = step == len(self._schedule) - 1
-                x = self.blocks[self._schedule[step]](
-                    x, input_mask, training=training, cast_kernels=cast_kernels,
-                    query_positions=output_positions if last else None)
+                block = self.blocks[self._schedule[step]]
+                positions = output_positions if last else None
+                if training and self.remat == "block":
+                    x = self._recomputed_in_backward(block, x, input_mask, cast_kernels,
+                                                     positions)
+                else:
+                    x = block(x, input_mask, training=training, cast_kernels=cast_kernels,
+                              query_positions=positions)
                 step += 1
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
+
+    def _recomputed_in_backward(self, block, x, input_mask, cast_kernels, query_positions):
+        """block(x) in training, keeping only x (and the kernels) for the backward pass,
+        which runs the block again to get its intermediates (remat "block")."""
+        seed = self._remat_seeds.next() if self._remat_seeds is not None else None
+        flat_kernels = tf.nest.flatten(cast_kernels)
+
+        def forward(x, *kernels):
+            return block(x, input_mask, training=True, query_positions=query_positions,
+                         cast_kernels=tf.nest.pack_sequence_as(cast_kernels, list(kernels)),
+                         dropout_seed=seed)
+
+        return tf.recompute_grad(forward)(x, *flat_kernels)
 
     def _kernels_per_use(self, owners, owner_of_step):
         """For each owner sub-layer, an iterator over its uses of {name: kernel}, every
@@ -580,8 +674,13 @@ class SharedEncoder(keras.layers.Layer):
         per_owner = []
         for index, layer in enumerate(owners):
             uses = owner_of_step.count(index)
-            copies = {name: cast_once_for_uses(kernel, self.compute_dtype, uses, self.kernels)
-                      for name, kernel in layer.projection_kernels().items()}
+            if self.remat == "block":  # memory first: a running sum of the gradients
+                copies = {name: cast_in_chain_for_uses(kernel, self.compute_dtype, uses,
+                                                       self.kernels)
+                          for name, kernel in layer.projection_kernels().items()}
+            else:
+                copies = {name: cast_once_for_uses(kernel, self.compute_dtype, uses, self.kernels)
+                          for name, kernel in layer.projection_kernels().items()}
             per_owner.append(iter([{name: copies[name][use] for name in layer.PROJECTIONS}
                                    for use in range(uses)]))
         return per_owner
@@ -603,5 +702,6 @@ class SharedEncoder(keras.layers.Layer):
             inner_group_num=self.inner_group_num, sharing=self.sharing,
             activation=self.activation, hidden_dropout=self.hidden_dropout_rate,
             attention_dropout=self.attention_dropout_rate, layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range, kernels=self.kernels)
+            initializer_range=self.initializer_range, kernels=self.kernels,
+            remat=self.remat)
         return config

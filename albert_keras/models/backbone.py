@@ -50,7 +50,7 @@ class AlbertBackbone(keras.Model):
             activation=config.hidden_act, hidden_dropout=config.hidden_dropout_prob,
             attention_dropout=config.attention_probs_dropout_prob,
             layer_norm_eps=config.layer_norm_eps, initializer_range=config.initializer_range,
-            kernels=config.kernels, dtype=dtype, name="encoder")
+            kernels=config.kernels, remat=config.remat, dtype=dtype, name="encoder")
         pooler = Pooler(config.hidden_size, initializer_range=config.initializer_range,
                         dtype=dtype, name="pooler")
 

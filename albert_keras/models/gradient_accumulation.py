@@ -58,6 +58,19 @@ class GradientAccumulation:
         self.gradient_accumulation_steps = gradient_accumulation_steps
         super().compile(*args, **kwargs)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config["gradient_accumulation_steps"] = self.gradient_accumulation_steps
+        return config
+
+    def compile_from_config(self, config):
+        # Keras skips the compile of a loaded model whose compile() is overridden
+        # unless the model restores it itself.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def loss_denominators(self, x, y, sample_weight):
         """What the loss divides by, over the whole update and all replicas (a dict of
         scalars), or None when micro_batch_loss needs nothing."""
