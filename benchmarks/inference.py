@@ -31,11 +31,12 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import harness  # noqa: E402  (this tree's, whatever --baseline is)
+from benchmarks.train_step import BASE  # noqa: E402
+
+# A/B runs: a worker may import albert_keras from another tree (see --baseline).
 if os.environ.get("ALBERT_CODE_ROOT"):
     sys.path.insert(0, os.environ["ALBERT_CODE_ROOT"])
-
-from benchmarks import harness  # noqa: E402
-from benchmarks.train_step import BASE  # noqa: E402
 
 SPM_MODEL = "runs/demo/vocab/spm.model"
 SEQ = 128

@@ -22,11 +22,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import harness  # noqa: E402  (this tree's, whatever --baseline is)
+
 # A/B runs: a worker may import albert_keras from another tree (see --baseline).
 if os.environ.get("ALBERT_CODE_ROOT"):
     sys.path.insert(0, os.environ["ALBERT_CODE_ROOT"])
-
-from benchmarks import harness  # noqa: E402
 
 BASE = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
             num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512)
