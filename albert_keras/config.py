@@ -37,8 +37,10 @@ KERNELS = ("plain", "xla", "xla_cpu")
 #   "block"  only each encoder block's input; the backward pass recomputes the block's
 #            intermediates from it (SharedEncoder). Same outputs and gradients, less
 #            memory, one more forward pass of the encoder (BENCHMARKS.md, remat). In
-#            TensorFlow's graph runtime: a step compiled whole by XLA (jit_compile)
-#            merges the recomputation back into the forward pass and keeps the memory.
+#            TensorFlow's graph runtime: a step compiled whole by XLA (compile with
+#            jit_compile=False; TPUs always compile so) merges the recomputation back
+#            into the forward pass and keeps the memory. With dropout, the recomputed
+#            blocks draw their masks from per-layer seeds, the same in both passes.
 REMAT_MODES = ("none", "block")
 
 

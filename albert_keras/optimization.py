@@ -129,9 +129,6 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
-        # Embedding gradients arrive as IndexedSlices; LAMB's norms need them dense.
-        if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)
         gradient = ops.cast(gradient, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]

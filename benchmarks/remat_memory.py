@@ -2,7 +2,8 @@
 and keras-hub's ALBERT at the same batch, for ALBERT-large and -xlarge.
 
     python benchmarks/remat_memory.py [--sizes large,xlarge] [--batch large=4,xlarge=2]
-        [--seq 512] [--rounds 2] [--precision float32] [--jit] [--only_ours] [--json out.json]
+        [--seq 512] [--rounds 2] [--precision float32] [--kernels auto] [--jit] [--only_ours]
+        [--json out.json]
 
 For each size, worker processes (see harness.py) build their model and train one step
 to warm up (tracing included); ours with and without remat are then interleaved in
@@ -13,7 +14,8 @@ Measured per step, from TensorFlow's CPU allocator (tf.config.experimental
 .get_memory_info): "held" is what is allocated before the step (weights, optimizer
 moments, the batch); "activation" is the step's peak minus that: activations kept for
 the backward pass, gradients and temporaries. Also the process's peak RSS.
-Ours: AlbertPretrainer (MLM + SOP, LAMB, the host's kernels as "auto" picks them);
+Ours: AlbertPretrainer (MLM + SOP, LAMB, --kernels: by default the host's kernels as
+"auto" picks them);
 keras-hub: AlbertMaskedLM (MLM only, AdamW), both with 20 masked positions per row.
 --jit compiles our steps whole with XLA (jit_compile), where the training programs
 refuse remat: this shows why.
@@ -48,16 +50,16 @@ def allocator_step(step):
     return seconds, held, peak
 
 
-def ours_step(size, remat, batch, precision, jit=False):
+def ours_step(size, remat, batch, precision, jit=False, kernels="auto"):
     import keras
     import tensorflow as tf
 
     from albert_keras import AlbertConfig, AlbertPretrainer
-    from albert_keras.layers.fused_ops import kernels_for_this_host
+    from albert_keras.layers.fused_ops import resolve_kernels
     from albert_keras.optimization import create_optimizer
 
     keras.config.set_dtype_policy(precision)
-    kernels = kernels_for_this_host()
+    kernels = resolve_kernels(kernels)
     config = AlbertConfig.from_preset(size, kernels=kernels, remat=remat)
     model = AlbertPretrainer(config)
     model.compile(optimizer=create_optimizer("lamb", total_steps=1000, warmup_steps=10,
@@ -77,7 +79,7 @@ def worker(args):
         step = keras_hub_step(batch, args.precision, False, {k: config[k] for k in BASE})
     else:
         step = ours_step(args.size, args.worker.split("_", 1)[1], batch, args.precision,
-                         args.jit)
+                         args.jit, args.kernels)
     seconds, held, peak = allocator_step(step)  # warm-up: tracing and first allocations
     harness.reply({"ready": True, "warmup_seconds": seconds})
 
@@ -100,7 +102,7 @@ def run_group(script, group, size, batch, args, ceiling_worker, ceiling):
             f"remat-{size}-{name}",
             [script, "--worker", name, "--size", size, "--batch", str(batch),
              "--seq", str(args.seq), "--precision", args.precision]
-            + (["--jit"] if args.jit else []))
+            + ["--kernels", args.kernels] + (["--jit"] if args.jit else []))
         # One at a time: building and warming up in parallel would add their peaks.
         print(f"ready {size} {name}: {workers[name].answer()}", flush=True)
     results = {name: [] for name in group}
@@ -141,6 +143,7 @@ def drive(args):
     ceiling_worker.close()
     n = 4096
     report = dict(header, seq=args.seq, masked=MASKED, precision=args.precision, jit=args.jit,
+                  kernels=args.kernels,
                   rounds=args.rounds,
                   ceiling_gflops={k: 2 * n ** 3 / harness.median(v) / 1e9
                                   for k, v in ceiling.items()},
@@ -151,7 +154,8 @@ def drive(args):
 def print_table(report):
     print(f"\n{report['date']}  {report['machine']}\n{report['command']}")
     print(f"seq {report['seq']}, {report['masked']} masked positions per row, "
-          f"{report['precision']}, {'XLA (jit_compile), ' if report.get('jit') else ''}"
+          f"{report['precision']}, kernels {report.get('kernels', 'auto')}, "
+          f"{'XLA (jit_compile), ' if report.get('jit') else ''}"
           f"{report['rounds']} rounds; matmul ceiling "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report["ceiling_gflops"].items()))
     print("| model | batch | contender | s/step (median) | held MiB | activation MiB "
@@ -183,6 +187,7 @@ def main():
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--kernels", default="auto", help="our models' kernels (auto, plain, ...)")
     parser.add_argument("--jit", action="store_true", help="our steps with jit_compile")
     parser.add_argument("--only_ours", action="store_true", help="skip keras-hub")
     parser.add_argument("--json")

@@ -1,9 +1,11 @@
 """Trains the same tiny pretrainer from the same weights on the same global batches
 under the default strategy and under MirroredStrategy over 2 logical CPU devices,
 and prints the largest loss and weight differences. With --accumulate K the mirrored
-run splits each replica's batch into K micro-batches (one update per global batch). Run by test_distributed.py in
+run splits each replica's batch into K micro-batches (one update per global batch);
+with --remat it recomputes its encoder blocks (remat "block"). Run by test_distributed.py in
 its own process: logical devices must be configured before TensorFlow starts."""
 
+import dataclasses
 import os
 import sys
 
@@ -46,9 +48,10 @@ initial = AlbertPretrainer(config).get_weights()
 
 
 ACCUMULATE = int(sys.argv[sys.argv.index("--accumulate") + 1]) if "--accumulate" in sys.argv else 1
+REMAT = "block" if "--remat" in sys.argv else "none"  # the mirrored run's
 
 
-def train(strategy, accumulate=1):
+def train(strategy, accumulate=1, remat="none"):
     def dataset_fn(context):
         # One pipeline feeds its replicas consecutive per-replica batches: step s
         # gives replica r rows [r * per_replica, (r + 1) * per_replica) of batch s.
@@ -61,7 +64,7 @@ def train(strategy, accumulate=1):
         return tf.data.Dataset.from_tensor_slices(slices)
 
     with strategy.scope():
-        model = AlbertPretrainer(config)
+        model = AlbertPretrainer(dataclasses.replace(config, remat=remat))
         model.set_weights(initial)
         model.compile(optimizer=create_optimizer("lamb", learning_rate=1e-2, total_steps=STEPS,
                                                  warmup_steps=1, clip_norm=float(os.environ.get("CLIP", "1.0"))),
@@ -77,7 +80,7 @@ def train(strategy, accumulate=1):
 
 default_losses, default_weights = train(tf.distribute.get_strategy())
 mirrored = tf.distribute.MirroredStrategy(devices=["/cpu:0", "/cpu:1"])
-mirrored_losses, mirrored_weights = train(mirrored, ACCUMULATE)
+mirrored_losses, mirrored_weights = train(mirrored, ACCUMULATE, REMAT)
 print("replicas", mirrored.num_replicas_in_sync)
 print("losses", default_losses.tolist(), mirrored_losses.tolist())
 print("max_loss_diff", float(np.abs(default_losses - mirrored_losses).max()))

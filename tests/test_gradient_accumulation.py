@@ -125,6 +125,34 @@ def test_classifier_micro_batches_equal_one_batch():
         np.testing.assert_allclose(logs[name], whole_logs[name], rtol=1e-5)
 
 
+def test_remat_and_accumulation_together_equal_one_batch(initial):
+    """The recipe for large models on few devices: recomputed blocks and the chained
+    kernel gradients inside the accumulation loop."""
+    import dataclasses
+
+    batches = pretraining_batches()
+    whole, _ = train_pretrainer(initial, 1, batches)
+    model = AlbertPretrainer(dataclasses.replace(CONFIG, remat="block"))
+    model.set_weights(initial)
+    model.compile(optimizer=lamb(), gradient_accumulation_steps=4)
+    for batch in batches:
+        model.train_on_batch(batch)
+    assert max_difference(whole.get_weights(), model.get_weights()) < 2e-6
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_accumulation_in_mixed_precision_follows_one_batch(initial, policy):
+    """Loss scaling (float16) and bf16 compute: K micro-batches stay within half
+    precision's rounding of one batch, float32 weights and update."""
+    keras.config.set_dtype_policy(policy)
+    batches = pretraining_batches()
+    whole, whole_logs = train_pretrainer(initial, 1, batches)
+    accumulated, logs = train_pretrainer(initial, 2, batches)
+    assert max_difference(whole.get_weights(), initial) > 1e-2
+    assert max_difference(whole.get_weights(), accumulated.get_weights()) < 2e-3
+    np.testing.assert_allclose(logs[-1]["loss"], whole_logs[-1]["loss"], rtol=1e-3)
+
+
 def test_bad_accumulation_settings_are_named(initial):
     model = AlbertPretrainer(CONFIG)
     with pytest.raises(ValueError, match="gradient_accumulation_steps must be a positive"):
@@ -132,6 +160,14 @@ def test_bad_accumulation_settings_are_named(initial):
     model.compile(optimizer=lamb(), gradient_accumulation_steps=3)
     with pytest.raises(ValueError, match="batch of 8 sequences does not split into 3 equal"):
         model.train_on_batch(pretraining_batches()[0])
+    with pytest.raises(ValueError, match="the optimizer accumulates gradients itself"):
+        model.compile(optimizer=keras.optimizers.Adam(gradient_accumulation_steps=2),
+                      gradient_accumulation_steps=2)
+    classifier = AlbertClassifier(CONFIG, num_labels=2)
+    summed = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    with pytest.raises(ValueError, match="reduction 'sum'"):
+        classifier.compile(optimizer=lamb(), loss=summed, gradient_accumulation_steps=2)
+    classifier.compile(optimizer=lamb(), loss=summed)  # one micro-batch: any loss
 
 
 def test_a_saved_model_comes_back_compiled_with_its_accumulation(tmp_path):

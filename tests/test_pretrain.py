@@ -181,6 +181,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     ({"kernels": "triton"}, "kernels"),
     ({"remat": "everything"}, "field 'remat': unknown remat 'everything'"),
     ({"remat": "block", "jit_compile": "true"}, "saves no memory under jit_compile"),
+    ({"remat": "block", "strategy": "tpu"}, "saves no memory under strategy tpu"),
     ({"total_steps": 25, "steps_per_epoch": 10}, "total_steps"),
     ({"max_predictions": 30}, "max_predictions"),
     ({"gradient_accumulation_steps": 3}, "8 does not split into gradient_accumulation_steps (3)"),

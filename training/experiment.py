@@ -43,7 +43,7 @@ class TrainingOptions:
     # Steps count optimizer updates: total_steps, warmup, checkpoints and logs.
     total_steps: int = 1000
     steps_per_epoch: int = 100  # one epoch = one checkpoint + one log line
-    eval_steps: int = 20
+    eval_steps: int = 20  # batches of eval_batch_size (global_batch_size / accumulation)
     # Optimisation (reference defaults).
     optimizer: str = "lamb"
     learning_rate: float = 0.00176
@@ -70,6 +70,12 @@ class TrainingOptions:
     keep_checkpoints: int = 3
     profile_steps: str = ""  # "START,END" writes a profiler trace for that step range
 
+    @property
+    def eval_batch_size(self) -> int:
+        """Sequences per evaluation step (all replicas): one micro-batch per replica,
+        so that evaluation fits where a training micro-batch does."""
+        return self.global_batch_size // self.gradient_accumulation_steps
+
     def validate(self, origin: str = "config"):
         def fail(field, message):
             raise ValueError(f"{origin}: field '{field}': {message}")
@@ -82,11 +88,13 @@ class TrainingOptions:
             fail("kernels", f"unknown kernels {self.kernels!r}; use one of {', '.join(KERNELS)}")
         if self.remat not in REMAT_MODES:
             fail("remat", f"unknown remat {self.remat!r}; use one of {', '.join(REMAT_MODES)}")
-        if self.remat != "none" and self.jit_compile:
+        if self.remat != "none" and (self.jit_compile or self.strategy == "tpu"):
             # XLA compiles the step whole and merges the recomputation back into the
             # forward pass: measured, no memory saved, time spent (BENCHMARKS.md, remat).
-            fail("remat", f"remat {self.remat!r} saves no memory under jit_compile (XLA "
-                 "merges the recomputation back); set jit_compile false")
+            where = "jit_compile" if self.jit_compile else "strategy tpu (always XLA)"
+            fail("remat", f"remat {self.remat!r} saves no memory under {where}: XLA "
+                 "merges the recomputation back" + (
+                     "; set jit_compile false" if self.jit_compile else ""))
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
         for name in ("seq_length", "global_batch_size", "gradient_accumulation_steps",
@@ -94,6 +102,7 @@ class TrainingOptions:
                      "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 fail(name, f"must be positive, got {getattr(self, name)}")
+        # Before TensorFlow starts; the split over replicas too: check_batch_split.
         if self.global_batch_size % self.gradient_accumulation_steps:
             fail("global_batch_size", f"{self.global_batch_size} does not split into "
                  f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) equal "

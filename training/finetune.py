@@ -90,8 +90,9 @@ def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0):
     from albert_keras.data import finetune_dataset
 
     def dataset(path, context, training):
+        batch_size = experiment.global_batch_size if training else experiment.eval_batch_size
         return finetune_dataset(
-            path, tokenizer, experiment.seq_length, experiment.global_batch_size,
+            path, tokenizer, experiment.seq_length, batch_size,
             experiment.task_type, experiment.label_names, training=training,
             input_context=context, seed=experiment.seed)
 
@@ -121,7 +122,7 @@ def predict(model, experiment, tokenizer):
     from albert_keras.data import finetune_dataset
 
     dataset = finetune_dataset(
-        experiment.eval_file, tokenizer, experiment.seq_length, experiment.global_batch_size,
+        experiment.eval_file, tokenizer, experiment.seq_length, experiment.eval_batch_size,
         experiment.task_type, experiment.label_names, training=False)
     forward = tf.function(lambda features: model(features, training=False),
                           reduce_retracing=True)

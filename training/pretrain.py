@@ -35,7 +35,7 @@ def build_datasets(experiment, strategy, vocab_size, start_step=0):
 
     def eval_fn(context):
         dataset = pretraining_dataset(
-            experiment.eval_files, experiment.global_batch_size, experiment.seq_length,
+            experiment.eval_files, experiment.eval_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=False,
             vocab_size=vocab_size)
         # The same eval_steps batches at every evaluation.

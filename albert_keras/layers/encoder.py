@@ -482,9 +482,10 @@ def cast_in_chain_for_uses(kernel, dtype, uses, kernels):
     cast_once_for_uses and TensorFlow's own aggregation do) they are all alive at once:
     for ALBERT-xlarge 24 x 200 MB, more than its activations at small batches. Here use
     i comes out of link i of a chain, whose gradient is use i's gradient plus link
-    i+1's: a running sum, two weight-sized tensors at a time. With fused kernels the
-    sum is an XLA call, which grappler cannot merge back into one sum of L tensors (it
-    does so with plain adds; BENCHMARKS.md, remat).
+    i+1's: a running sum, two weight-sized tensors at a time. With fused kernels each
+    partial sum is an XLA call: grappler's arithmetic optimizer had merged a chain of
+    TensorFlow's own gradient sums back into one sum of all L. The plain adds here were
+    measured to stay a chain (BENCHMARKS.md, rematerialization).
     """
     kernel = tf.convert_to_tensor(kernel)
     cast = tf.cast(kernel, dtype)
@@ -631,10 +632,11 @@ class SharedEncoder(keras.layers.Layer):
         if return_all_layers and output_positions is not None:
             raise ValueError("SharedEncoder: return_all_layers and output_positions "
                              "cannot be used together")
+        chained = bool(training) and self.remat == "block"
         attention_kernels = self._kernels_per_use(
-            self.attention_layers, [a for a, _ in self._pairs])
+            self.attention_layers, [a for a, _ in self._pairs], chained)
         feed_forward_kernels = self._kernels_per_use(
-            self.feed_forward_layers, [f for _, f in self._pairs])
+            self.feed_forward_layers, [f for _, f in self._pairs], chained)
         hidden_states = [x]
         step = 0
         for _ in range(self.num_layers):
@@ -646,8 +648,10 @@ class SharedEncoder(keras.layers.Layer):
                 block = self.blocks[self._schedule[step]]
                 positions = output_positions if last else None
                 if training and self.remat == "block":
-                    x = self._recomputed_in_backward(block, x, input_mask, cast_kernels,
-                                                     positions)
+                    # The last block's backward pass comes first, while its activations
+                    # would be alive anyway: recomputing it would only cost time.
+                    x = self._block_for_remat(block, x, input_mask, cast_kernels, positions,
+                                              recompute=not last)
                 else:
                     x = block(x, input_mask, training=training, cast_kernels=cast_kernels,
                               query_positions=positions)
@@ -655,9 +659,11 @@ class SharedEncoder(keras.layers.Layer):
             hidden_states.append(x)
         return hidden_states if return_all_layers else x
 
-    def _recomputed_in_backward(self, block, x, input_mask, cast_kernels, query_positions):
-        """block(x) in training, keeping only x (and the kernels) for the backward pass,
-        which runs the block again to get its intermediates (remat "block")."""
+    def _block_for_remat(self, block, x, input_mask, cast_kernels, query_positions,
+                         recompute):
+        """block(x) in training under remat "block". With recompute, only x (and the
+        kernels) is kept for the backward pass, which runs the block again to get its
+        intermediates. Dropout masks come from a seed drawn here, outside the block."""
         seed = self._remat_seeds.next() if self._remat_seeds is not None else None
         flat_kernels = tf.nest.flatten(cast_kernels)
 
@@ -666,15 +672,18 @@ class SharedEncoder(keras.layers.Layer):
                          cast_kernels=tf.nest.pack_sequence_as(cast_kernels, list(kernels)),
                          dropout_seed=seed)
 
-        return tf.recompute_grad(forward)(x, *flat_kernels)
+        if recompute:
+            forward = tf.recompute_grad(forward)
+        return forward(x, *flat_kernels)
 
-    def _kernels_per_use(self, owners, owner_of_step):
+    def _kernels_per_use(self, owners, owner_of_step, chained):
         """For each owner sub-layer, an iterator over its uses of {name: kernel}, every
-        shared kernel cast to the compute dtype once (cast_once_for_uses)."""
+        shared kernel cast to the compute dtype once (cast_once_for_uses; chained:
+        cast_in_chain_for_uses)."""
         per_owner = []
         for index, layer in enumerate(owners):
             uses = owner_of_step.count(index)
-            if self.remat == "block":  # memory first: a running sum of the gradients
+            if chained:  # memory first: a running sum of the gradients
                 copies = {name: cast_in_chain_for_uses(kernel, self.compute_dtype, uses,
                                                        self.kernels)
                           for name, kernel in layer.projection_kernels().items()}

@@ -40,6 +40,17 @@ def _split(tensor, parts):
     return tf.reshape(tensor, tf.concat([[parts, batch // parts], tf.shape(tensor)[1:]], 0))
 
 
+def _check_mean_reductions(loss):
+    """The default micro_batch_loss divides by K: exact for losses that average over
+    the batch ("sum_over_batch_size", Keras' default), not for others."""
+    for item in keras.tree.flatten(loss):
+        reduction = getattr(item, "reduction", "sum_over_batch_size")
+        if reduction != "sum_over_batch_size":
+            raise ValueError(f"gradient accumulation needs losses that average over the "
+                             f"batch (reduction 'sum_over_batch_size'); {item.name} has "
+                             f"reduction {reduction!r}")
+
+
 class GradientAccumulation:
     """Mixin for keras.Model subclasses (listed before keras.Model): compile() takes
     gradient_accumulation_steps, and train_step accumulates exactly (module docstring).
@@ -51,12 +62,22 @@ class GradientAccumulation:
 
     gradient_accumulation_steps = 1
 
-    def compile(self, *args, gradient_accumulation_steps=1, **kwargs):
-        if not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 1:
-            raise ValueError("gradient_accumulation_steps must be a positive integer, got "
-                             f"{gradient_accumulation_steps!r}")
-        self.gradient_accumulation_steps = gradient_accumulation_steps
-        super().compile(*args, **kwargs)
+    def compile(self, optimizer="rmsprop", loss=None, *args, gradient_accumulation_steps=1,
+                **kwargs):
+        steps = gradient_accumulation_steps
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"gradient_accumulation_steps must be a positive integer, got "
+                             f"{steps!r}")
+        if steps > 1:
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+            if getattr(inner, "gradient_accumulation_steps", None):
+                raise ValueError("the optimizer accumulates gradients itself (its "
+                                 "gradient_accumulation_steps); give the steps to compile "
+                                 "only")
+            if type(self).micro_batch_loss is GradientAccumulation.micro_batch_loss:
+                _check_mean_reductions(loss)
+        self.gradient_accumulation_steps = steps
+        super().compile(optimizer, loss, *args, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -115,7 +136,8 @@ class GradientAccumulation:
         # given the loss of the global batch as Keras' train_step gives it.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self._loss_tracker.update_state(
-            loss * replicas, sample_weight=tf.shape(keras.tree.flatten(x)[0])[0])
+            loss * replicas,
+            sample_weight=tf.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0])
         self.optimizer.apply_gradients(
             [(g, v) for i, (g, v) in enumerate(zip(gradients, variables))
              if i not in without_gradient])
