@@ -1,14 +1,13 @@
 """The shipped experiment configs: every one has only known fields with valid values,
 and the few-device recipes reach the reference recipe's batch and schedule."""
 
-import dataclasses
 import glob
 import json
 import os
 
 import pytest
 
-from training.experiment import (FinetuneExperiment, PretrainExperiment, check_batch_split)
+from training.experiment import FinetuneExperiment, PretrainExperiment, check_batch_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "training", "configs", "*.json")))
@@ -47,4 +46,4 @@ def test_few_device_recipes_keep_the_reference_batch_and_schedule(few, reference
         replicas * few_config.gradient_accumulation_steps)
     assert micro_batch * replicas * few_config.gradient_accumulation_steps == 4096
     assert few_config.gradient_accumulation_steps > 1
-    assert dataclasses.asdict(few_config)["strategy"] == "mirrored"
+    assert few_config.strategy == "mirrored"
