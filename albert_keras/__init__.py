@@ -7,7 +7,7 @@ albert_keras.tokenizer (tensorflow_text) are imported on their own:
 
 from albert_keras import convert, optimization
 from albert_keras.config import AlbertConfig
-from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer
+from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertTagger
 
 __all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertConfig", "AlbertPretrainer",
-           "convert", "optimization"]
+           "AlbertTagger", "convert", "optimization"]

@@ -129,6 +129,8 @@ _KNOWN_UNUSED_KEYS = {
     "pad_token_id", "bos_token_id", "eos_token_id", "classifier_dropout_prob",
     "position_embedding_type", "output_past", "layers_to_keep", "_name_or_path",
     "tie_word_embeddings",
+    # Task heads' settings, read by albert_keras.convert when it builds the task model.
+    "id2label", "label2id", "num_labels", "problem_type",
 }
 
 _V2 = dict(vocab_size=30000, embedding_size=128, max_position_embeddings=512,

@@ -43,7 +43,7 @@ def normalize_text(text: str, lower_case: bool = True) -> str:
     return text.lower() if lower_case else text
 
 
-def _regex_class(predicate) -> str:
+def regex_class(predicate) -> str:
     """An RE2 character class of all code points for which predicate(char) is true."""
     ranges, start, previous = [], None, None
     for code in range(0x110000):
@@ -66,8 +66,8 @@ def _regex_class(predicate) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _graph_patterns() -> tuple[str, str]:
-    whitespace = _regex_class(str.isspace)
-    combining = _regex_class(unicodedata.combining) + "+"
+    whitespace = regex_class(str.isspace)
+    combining = regex_class(unicodedata.combining) + "+"
     return whitespace, combining
 
 

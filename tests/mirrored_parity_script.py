@@ -1,4 +1,4 @@
-"""Trains the same tiny pretrainer from the same weights on the same global batches
+"""Trains the same tiny pretrainer (with --tagger: tagger) from the same weights on the same global batches
 under the default strategy and under MirroredStrategy over 2 logical CPU devices,
 and prints the largest loss and weight differences. With --accumulate K the mirrored
 run splits each replica's batch into K micro-batches (one update per global batch);
@@ -24,7 +24,7 @@ from albert_keras import distributed_fit_fix  # noqa: E402
 if "--no-fix" not in sys.argv:
     distributed_fit_fix.apply()
 
-from albert_keras import AlbertConfig, AlbertPretrainer  # noqa: E402
+from albert_keras import AlbertConfig, AlbertPretrainer, AlbertTagger  # noqa: E402
 from albert_keras.optimization import create_optimizer  # noqa: E402
 
 GLOBAL_BATCH, SEQ, PRED, STEPS = 8, 16, 4, 5
@@ -41,10 +41,24 @@ data = {
     "masked_lm_weights": (rng.random((STEPS, GLOBAL_BATCH, PRED)) > 0.4).astype("float32"),
     "next_sentence_labels": rng.integers(0, 2, (STEPS, GLOBAL_BATCH, 1)).astype("int32"),
 }
+TAGGER = "--tagger" in sys.argv
+if TAGGER:
+    # Labeled words at random, and many more in the first replica's half of each batch.
+    data["label_ids"] = rng.integers(0, 5, mask.shape).astype("int32")
+    share = np.where(np.arange(GLOBAL_BATCH) < GLOBAL_BATCH // 2, 0.8, 0.2)[None, :, None]
+    data["label_weights"] = ((rng.random(mask.shape) < share) * mask).astype("float32")
 config = AlbertConfig(vocab_size=60, embedding_size=8, hidden_size=16, num_hidden_layers=2,
                       num_attention_heads=2, intermediate_size=24, max_position_embeddings=SEQ)
+
+
+def build(model_config):
+    if TAGGER:
+        return AlbertTagger(model_config, tag_names=list("ABCDE"), dropout=0.0)
+    return AlbertPretrainer(model_config)
+
+
 keras.utils.set_random_seed(11)
-initial = AlbertPretrainer(config).get_weights()
+initial = build(config).get_weights()
 
 
 ACCUMULATE = int(sys.argv[sys.argv.index("--accumulate") + 1]) if "--accumulate" in sys.argv else 1
@@ -64,7 +78,7 @@ def train(strategy, accumulate=1, remat="none"):
         return tf.data.Dataset.from_tensor_slices(slices)
 
     with strategy.scope():
-        model = AlbertPretrainer(dataclasses.replace(config, remat=remat))
+        model = build(dataclasses.replace(config, remat=remat))
         model.set_weights(initial)
         model.compile(optimizer=create_optimizer("lamb", learning_rate=1e-2, total_steps=STEPS,
                                                  warmup_steps=1, clip_norm=float(os.environ.get("CLIP", "1.0"))),

@@ -28,11 +28,13 @@ def parse(stdout):
     return values
 
 
-@pytest.mark.parametrize("flags", [[], ["--accumulate", "2", "--remat"]])
+@pytest.mark.parametrize("flags", [[], ["--accumulate", "2", "--remat"],
+                                   ["--tagger", "--accumulate", "2"]])
 def test_mirrored_two_cpus_equals_default_strategy(flags):
     """With --accumulate 2 --remat: each replica's 4 sequences as 2 micro-batches of 2
     through recomputed blocks, one update per global batch, against the default
-    strategy's one batch of 8 without remat."""
+    strategy's one batch of 8 without remat. --tagger: the tagger's loss, whose labeled
+    words fall unevenly over the replicas and micro-batches."""
     result = run_script("mirrored_parity_script.py", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     values = parse(result.stdout)

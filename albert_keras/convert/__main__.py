@@ -5,7 +5,9 @@
         --output model.keras
     python -m albert_keras.convert --from keras_hub PRESET_OR_DIR --output backbone.keras
 
-transformers and tf1 give an AlbertPretrainer (backbone + MLM and SOP heads);
+transformers gives an AlbertPretrainer (backbone + MLM and SOP heads), or the task model
+of an AlbertForTokenClassification (AlbertTagger) or AlbertForSequenceClassification
+(AlbertClassifier) directory; tf1 gives an AlbertPretrainer;
 keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
 """
 

@@ -1,9 +1,13 @@
-"""from_transformers: a Hugging Face transformers ALBERT directory -> AlbertPretrainer.
+"""from_transformers: a Hugging Face transformers ALBERT directory -> our model.
 
-Reads what save_pretrained writes for AlbertModel, AlbertForPreTraining or
-AlbertForMaskedLM: config.json plus model.safetensors (or its sharded index) or
-pytorch_model.bin. Keys carry an "albert." prefix in the models with heads and none in
-AlbertModel. Torch Linear weights are [out, in] and are transposed for Keras.
+Reads what save_pretrained writes: config.json plus model.safetensors (or its sharded
+index) or pytorch_model.bin. By config.json's "architectures":
+- AlbertModel, AlbertForPreTraining, AlbertForMaskedLM -> AlbertPretrainer;
+- AlbertForTokenClassification -> AlbertTagger (tags from id2label);
+- AlbertForSequenceClassification -> AlbertClassifier (labels from id2label; problem_type
+  "regression" or num_labels 1 -> a regression head).
+Keys carry an "albert." prefix in the models with heads and none in AlbertModel. Torch
+Linear weights are [out, in] and are transposed for Keras.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from albert_keras.config import AlbertConfig
 from albert_keras.convert.weights import ConversionError, Mapping, dense, layer_norm, load_parts
-from albert_keras.models import AlbertPretrainer
+from albert_keras.models import AlbertClassifier, AlbertPretrainer, AlbertTagger
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -35,34 +39,75 @@ _TIED_DECODER_WEIGHT = "predictions.decoder.weight"
 _TIED_DECODER_BIAS = "predictions.decoder.bias"
 
 
-def from_transformers(directory) -> AlbertPretrainer:
-    """Builds an AlbertPretrainer from a transformers save_pretrained directory.
+def from_transformers(directory):
+    """Builds our model of a transformers save_pretrained directory (module docstring).
 
-    Heads missing from the file (AlbertModel has no MLM/SOP heads, AlbertForMaskedLM no
-    pooler or SOP head) stay freshly initialised, with a warning naming them. A file
-    that does not fit (missing variables, wrong shapes, another architecture) raises
-    ConversionError naming the variable.
+    Pretraining heads missing from the file (AlbertModel has no MLM/SOP heads,
+    AlbertForMaskedLM no pooler or SOP head) stay freshly initialised, with a warning
+    naming them. A file that does not fit (missing variables, wrong shapes, another
+    architecture) raises ConversionError naming the variable.
     """
     directory = os.fspath(directory)
-    config = AlbertConfig.from_json_file(os.path.join(directory, CONFIG_NAME))
+    config_path = os.path.join(directory, CONFIG_NAME)
+    config = AlbertConfig.from_json_file(config_path)
+    with open(config_path, encoding="utf-8") as f:
+        raw_config = json.load(f)
+    architecture = (raw_config.get("architectures") or ["AlbertForPreTraining"])[0]
     arrays, origin = read_state_dict(directory)
     prefix = "albert." if any(key.startswith("albert.") for key in arrays) else ""
-    _resolve_tied_decoder(arrays, prefix, origin)
 
-    pretrainer = AlbertPretrainer(config)
-    absent, used = load_parts(
-        _parts(pretrainer, prefix), optional=_OPTIONAL_PARTS, read=arrays.__getitem__,
-        available=set(arrays), origin=origin)
-    if absent:
-        heads = ", ".join(f"{part} ({_OPTIONAL_PARTS[part].format(p=prefix)})"
-                          for part in absent)
-        warnings.warn(f"{origin} has no weights for {heads}: left freshly initialised",
-                      stacklevel=2)
+    if architecture in _TASK_HEADS:
+        model = _task_model(architecture, config, raw_config, config_path)
+        parts = {"backbone": _backbone_mappings(model.backbone, prefix),
+                 "head": _linear("classifier", model.classifier)}
+        if architecture == "AlbertForSequenceClassification":
+            parts["pooler"] = _linear(f"{prefix}pooler", model.backbone.pooler.dense)
+        absent, used = load_parts(parts, optional=(), read=arrays.__getitem__,
+                                  available=set(arrays), origin=origin)
+    else:
+        _resolve_tied_decoder(arrays, prefix, origin)
+        model = AlbertPretrainer(config)
+        absent, used = load_parts(
+            _pretraining_parts(model, prefix), optional=_OPTIONAL_PARTS,
+            read=arrays.__getitem__, available=set(arrays), origin=origin)
+        if absent:
+            heads = ", ".join(f"{part} ({_OPTIONAL_PARTS[part].format(p=prefix)})"
+                              for part in absent)
+            warnings.warn(f"{origin} has no weights for {heads}: left freshly initialised",
+                          stacklevel=2)
     unused = sorted(key for key in arrays if key not in used and not _is_ignorable(key))
     if unused:
-        warnings.warn(f"{origin}: ignoring {len(unused)} variables that AlbertPretrainer "
-                      f"does not have: {', '.join(unused[:10])}", stacklevel=2)
-    return pretrainer
+        warnings.warn(f"{origin}: ignoring {len(unused)} variables that "
+                      f"{type(model).__name__} does not have: {', '.join(unused[:10])}",
+                      stacklevel=2)
+    return model
+
+
+_TASK_HEADS = ("AlbertForTokenClassification", "AlbertForSequenceClassification")
+
+
+def _label_names(raw_config: dict, count: int, config_path: str) -> list:
+    """id2label in id order (transformers writes "LABEL_0", ... when none was given)."""
+    id2label = raw_config.get("id2label") or {}
+    try:
+        names = [str(id2label[str(i)] if str(i) in id2label else id2label[i])
+                 for i in range(count)]
+    except KeyError:
+        raise ConversionError(f"{config_path}: id2label does not name ids 0..{count - 1}") \
+            from None
+    return names
+
+
+def _task_model(architecture: str, config, raw_config: dict, config_path: str):
+    count = raw_config.get("num_labels") or len(raw_config.get("id2label") or {}) or 2
+    dropout = raw_config.get("classifier_dropout_prob", 0.1)
+    if architecture == "AlbertForTokenClassification":
+        return AlbertTagger(config, tag_names=_label_names(raw_config, count, config_path),
+                            dropout=dropout)
+    if raw_config.get("problem_type") == "regression" or count == 1:
+        return AlbertClassifier(config, task_type="regression", dropout=dropout)
+    return AlbertClassifier(config, num_labels=count, dropout=dropout,
+                            label_names=_label_names(raw_config, count, config_path))
 
 
 def read_state_dict(directory: str) -> tuple[dict[str, np.ndarray], str]:
@@ -154,12 +199,10 @@ def _norm(prefix, layer):
     return layer_norm(prefix, layer, "weight", "bias", separator=".")
 
 
-def _parts(pretrainer: AlbertPretrainer, prefix: str) -> dict[str, list[Mapping]]:
-    """transformers names -> our variables, grouped into the backbone and the heads."""
-    backbone = pretrainer.backbone
+def _backbone_mappings(backbone, p: str) -> list[Mapping]:
+    """transformers names -> the backbone's variables ({p}: "albert." or "")."""
     config = backbone.config
     embedding, encoder = backbone.embedding, backbone.encoder
-    p = prefix
     mappings = [
         Mapping(f"{p}embeddings.word_embeddings.weight", embedding.word_embeddings),
         Mapping(f"{p}embeddings.token_type_embeddings.weight", embedding.token_type_embeddings),
@@ -181,10 +224,16 @@ def _parts(pretrainer: AlbertPretrainer, prefix: str) -> dict[str, list[Mapping]
                 *_linear(f"{block}.ffn_output", feed_forward.output_dense),
                 *_norm(f"{block}.full_layer_layer_norm", feed_forward.layer_norm),
             ]
+    return mappings
+
+
+def _pretraining_parts(pretrainer: AlbertPretrainer, prefix: str) -> dict[str, list[Mapping]]:
+    """transformers names -> our variables, grouped into the backbone and the heads."""
+    backbone = pretrainer.backbone
     mlm = pretrainer.mlm_head
     return {
-        "backbone": mappings,
-        "pooler": _linear(f"{p}pooler", backbone.pooler.dense),
+        "backbone": _backbone_mappings(backbone, prefix),
+        "pooler": _linear(f"{prefix}pooler", backbone.pooler.dense),
         "mlm_head": [*_linear("predictions.dense", mlm.dense),
                      *_norm("predictions.LayerNorm", mlm.layer_norm),
                      Mapping("predictions.bias", mlm.output_bias)],

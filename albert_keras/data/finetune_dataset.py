@@ -17,21 +17,26 @@ import tensorflow as tf
 LABEL_TYPES = ("classification", "regression")
 
 
+def jsonl_rows(path: str):
+    """Yields (line number, dict) for each non-blank line of a JSONL file."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object per line")
+            yield number, row
+
+
 def _rows(path: str):
     """Yields (line number, dict) for each row; the first line of TSV/CSV is the header."""
     extension = os.path.splitext(path)[1].lower()
     if extension in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{number}: expected a JSON object per line")
-                yield number, row
+        yield from jsonl_rows(path)
         return
     if extension not in (".tsv", ".csv"):
         raise ValueError(f"{path}: unknown format {extension!r}; use .tsv, .csv or .jsonl")

@@ -13,6 +13,34 @@ def backbone_inputs():
     return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
 
 
+def task_backbone(config, backbone, owner: str, dtype=None) -> "AlbertBackbone":
+    """The backbone a task model is built on: `backbone` (a model, or its serialized
+    dict from get_config) or a new one from `config`; exactly one of the two."""
+    if isinstance(backbone, dict):
+        backbone = keras.saving.deserialize_keras_object(backbone)
+    if backbone is None:
+        if config is None:
+            raise ValueError(f"{owner} needs a config or a backbone")
+        return AlbertBackbone(config, dtype=dtype)
+    if config is not None:
+        raise ValueError(f"Pass either config or backbone to {owner}, not both")
+    return backbone
+
+
+class TakesFeatureDicts:
+    """Mixin for task models (before keras.Model): batches carry labels beside the
+    inputs, and call() passes the graph only its inputs."""
+
+    def call(self, inputs, training=None):
+        if isinstance(inputs, dict):
+            inputs = {name: inputs[name] for name in self.input_names}
+        return super().call(inputs, training=training)
+
+    @property
+    def input_names(self):
+        return list(INPUT_NAMES)
+
+
 def _as_config(config):
     if isinstance(config, AlbertConfig):
         return config

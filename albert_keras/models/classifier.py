@@ -3,14 +3,14 @@
 import keras
 from keras import ops
 
-from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
+from albert_keras.models.backbone import TakesFeatureDicts, backbone_inputs, task_backbone
 from albert_keras.models.gradient_accumulation import GradientAccumulation
 
 TASK_TYPES = ("classification", "regression")
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
-class AlbertClassifier(GradientAccumulation, keras.Model):
+class AlbertClassifier(TakesFeatureDicts, GradientAccumulation, keras.Model):
     """Sentence and sentence-pair classification or regression.
 
     Inputs: the backbone's "input_ids", "segment_ids", "input_mask".
@@ -28,14 +28,7 @@ class AlbertClassifier(GradientAccumulation, keras.Model):
             num_labels = 1
         if not isinstance(num_labels, int) or num_labels < 1:
             raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
-        if isinstance(backbone, dict):
-            backbone = keras.saving.deserialize_keras_object(backbone)
-        if backbone is None:
-            if config is None:
-                raise ValueError("AlbertClassifier needs a config or a backbone")
-            backbone = AlbertBackbone(config)
-        elif config is not None:
-            raise ValueError("Pass either config or backbone to AlbertClassifier, not both")
+        backbone = task_backbone(config, backbone, "AlbertClassifier")
         dtype = kwargs.pop("dtype", None)
         inputs = backbone_inputs()
         # The pooler reads row 0 ([CLS]) only: the last block computes just that row.
@@ -56,16 +49,6 @@ class AlbertClassifier(GradientAccumulation, keras.Model):
         self.label_names = list(label_names) if label_names is not None else None
         self.classifier = head
         self.classifier_dropout = dropout_layer
-
-    def call(self, inputs, training=None):
-        # Batches may carry more features than the graph takes.
-        if isinstance(inputs, dict):
-            inputs = {name: inputs[name] for name in self.input_names}
-        return super().call(inputs, training=training)
-
-    @property
-    def input_names(self):
-        return list(INPUT_NAMES)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),

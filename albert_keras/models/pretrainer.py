@@ -10,7 +10,8 @@ import tensorflow as tf
 from keras import ops
 
 from albert_keras.layers import MaskedLMHead, SentenceOrderHead
-from albert_keras.models.backbone import INPUT_NAMES, AlbertBackbone, backbone_inputs
+from albert_keras.models.backbone import (INPUT_NAMES, TakesFeatureDicts, backbone_inputs,
+                                          task_backbone)
 from albert_keras.models.gradient_accumulation import GradientAccumulation
 from albert_keras.models.pretraining_loss import loss_denominators, pretraining_losses
 
@@ -18,7 +19,7 @@ LABEL_NAMES = ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 
 
 @keras.saving.register_keras_serializable(package="albert_keras")
-class AlbertPretrainer(GradientAccumulation, keras.Model):
+class AlbertPretrainer(TakesFeatureDicts, GradientAccumulation, keras.Model):
     """Inputs: the backbone's three inputs and "masked_lm_positions" int32 [batch, P].
     Outputs: "mlm_logits" float32 [batch, P, V] and "sop_logits" float32 [batch, 2].
 
@@ -29,14 +30,7 @@ class AlbertPretrainer(GradientAccumulation, keras.Model):
     """
 
     def __init__(self, config=None, backbone=None, **kwargs):
-        if isinstance(backbone, dict):
-            backbone = keras.saving.deserialize_keras_object(backbone)
-        if backbone is None:
-            if config is None:
-                raise ValueError("AlbertPretrainer needs a config or a backbone")
-            backbone = AlbertBackbone(config, dtype=kwargs.get("dtype"))
-        elif config is not None:
-            raise ValueError("Pass either config or backbone to AlbertPretrainer, not both")
+        backbone = task_backbone(config, backbone, "AlbertPretrainer", dtype=kwargs.get("dtype"))
         config = backbone.config
         inputs = backbone_inputs()
         inputs["masked_lm_positions"] = keras.Input(
@@ -69,12 +63,6 @@ class AlbertPretrainer(GradientAccumulation, keras.Model):
         self.masked_lm_accuracy = keras.metrics.Mean(name="masked_lm_accuracy")
         self.sentence_order_loss = keras.metrics.Mean(name="sentence_order_loss")
         self.sentence_order_accuracy = keras.metrics.Mean(name="sentence_order_accuracy")
-
-    def call(self, inputs, training=None):
-        # Batches carry labels beside the inputs; the graph takes only its inputs.
-        if isinstance(inputs, dict):
-            inputs = {name: inputs[name] for name in self.input_names}
-        return super().call(inputs, training=training)
 
     @property
     def input_names(self):

@@ -1,0 +1,86 @@
+"""Raw text -> words with character offsets: the rule of BERT's basic tokenizer.
+
+A word is a maximal run of characters that are neither separators nor punctuation, or
+a single punctuation character, or a single CJK ideograph. Separators are whitespace
+(str.isspace) and control and format characters (Unicode Cc, Cf), which BERT's
+basic tokenizer also drops. Punctuation is what BERT's `_is_punctuation` says: ASCII
+non-alphanumeric symbols (33-47, 58-64, 91-96, 123-126) and every Unicode P* character.
+CJK ideographs are BERT's `_is_chinese_char` blocks. Offsets are code points into the
+text, so that text[start:end] == word in Python.
+
+`split_words` is the rule in Python (the spec); `split_words_graph` is the same rule
+in TensorFlow and tensorflow-text ops, for the exported `tag` signature; the tests
+check them against each other.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from albert_keras.tokenizer import regex_class
+
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+
+def is_separator(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+
+
+def is_punctuation(char: str) -> bool:
+    code = ord(char)
+    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def is_cjk(char: str) -> bool:
+    code = ord(char)
+    return any(low <= code <= high for low, high in _CJK_RANGES)
+
+
+def split_words(text: str) -> list:
+    """[(word, start, end)] with code-point offsets (module docstring)."""
+    words, start = [], None
+    for index, char in enumerate(text):
+        single = is_punctuation(char) or is_cjk(char)
+        if is_separator(char) or single:
+            if start is not None:
+                words.append((text[start:index], start, index))
+                start = None
+            if single and not is_separator(char):
+                words.append((char, index, index + 1))
+        elif start is None:
+            start = index
+    if start is not None:
+        words.append((text[start:], start, len(text)))
+    return words
+
+
+@functools.lru_cache(maxsize=None)
+def _patterns() -> tuple:
+    separator = regex_class(is_separator)
+    single = regex_class(lambda c: (is_punctuation(c) or is_cjk(c)) and not is_separator(c))
+    return f"{separator}+|{single}", single
+
+
+def split_words_graph(text: tf.Tensor):
+    """Strings [batch] (valid UTF-8) -> (words [batch, (words)], starts, ends int32
+    [batch, (words)]): `split_words` in the graph."""
+    delimiters, kept = _patterns()
+    words, begin, end = tf_text.regex_split_with_offsets(text, delimiters, kept)
+    # Byte offsets -> code-point offsets: count the characters that start before them.
+    _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8")
+    char_starts = tf.cast(char_starts, tf.int64)
+    dense_starts = char_starts.to_tensor(tf.int64.max)  # padding sorts after every offset
+
+    def to_chars(offsets):
+        dense = tf.cast(offsets, tf.int64).to_tensor(0)
+        chars = tf.searchsorted(dense_starts, dense, side="left", out_type=tf.int32)
+        return tf.RaggedTensor.from_tensor(chars, lengths=offsets.row_lengths())
+
+    return words, to_chars(begin), to_chars(end)
