@@ -421,6 +421,14 @@ def text_inputs(signature: str, text: list, text_b: list | None) -> dict:
     return inputs
 
 
+def words_inputs(rows: list) -> dict:
+    """tag_words' input from --words values (one sentence each, words split by spaces):
+    [batch, longest] with "" as padding."""
+    split = [row.split() for row in rows]
+    width = max((len(words) for words in split), default=0)
+    return {"words": [words + [""] * (width - len(words)) for words in split]}
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {key: _jsonable(v) for key, v in value.items()}
@@ -446,6 +454,9 @@ def main(argv=None) -> int:
                         help="input text; repeat for a batch")
     parser.add_argument("--text_b", action="append",
                         help="second segment (embed_pair, classify_pair, sentence_order)")
+    parser.add_argument("--words", action="append",
+                        help="tag_words: one sentence's words, split by spaces; repeat for a "
+                             "batch")
     parser.add_argument("--inputs_json", help='any inputs as JSON: {"input_ids": [[2, 3]], ...}')
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--rest", action="store_true", help="use the REST API, not gRPC")
@@ -463,10 +474,12 @@ def main(argv=None) -> int:
             else:
                 if args.inputs_json:
                     inputs = json.loads(args.inputs_json)
+                elif args.words:
+                    inputs = words_inputs(args.words)
                 elif args.text:
                     inputs = text_inputs(args.signature, args.text, args.text_b)
                 else:
-                    parser.error("give --text or --inputs_json (or --metadata)")
+                    parser.error("give --text, --words or --inputs_json (or --metadata)")
                 result = client.predict(args.model, args.signature, inputs, args.version)
         except ServingError as error:
             print(json.dumps({"error": error.message, "code": error.code}), file=sys.stderr)

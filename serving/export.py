@@ -68,18 +68,22 @@ def next_version(export_base: str) -> int:
 
 def export(model, model_proto: bytes, export_base: str, *, version: int | None = None,
            max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
-           model_name: str | None = None, kernels: str = "plain") -> str:
+           model_name: str | None = None, kernels: str = "plain",
+           window_stride: int | None = None) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
     export_base = os.path.abspath(export_base)
     model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
-    if max_seq_length is None:
-        max_seq_length = model.config.max_position_embeddings
+    if max_seq_length is None:  # a tagger tags in the windows it was fine-tuned on
+        max_seq_length = (getattr(model, "window_length", None)
+                          or model.config.max_position_embeddings)
+        window_stride = window_stride or getattr(model, "window_stride", None)
     # "plain" by default: TF Serving compiles XLA on CPU only when told to.
     model = with_kernels(model, kernels)
     module = AlbertServingModule(model, model_proto, max_seq_length=max_seq_length,
-                                 lower_case=lower_case, top_k=top_k)
+                                 lower_case=lower_case, top_k=top_k,
+                                 window_stride=window_stride)
     os.makedirs(export_base, exist_ok=True)
     if version is None:
         version = next_version(export_base)
@@ -112,6 +116,10 @@ def parse_args(argv=None):
     parser.add_argument("--max_seq_length", type=int, default=None,
                         help="longest packed sequence (default: max_position_embeddings)")
     parser.add_argument("--top_k", type=int, default=5, help="fill_mask candidates per mask")
+    parser.add_argument("--window_stride", type=int, default=None,
+                        help="taggers: pieces between the windows of a long sentence "
+                             "(default: the fine-tuning run's with its max_seq_length, "
+                             "else half a window)")
     parser.add_argument("--cased", action="store_true",
                         help="the vocabulary is cased (do not lowercase text)")
     parser.add_argument("--model_name", default=None,
@@ -133,7 +141,8 @@ def main(argv=None) -> int:
         check_special_pieces(proto, source=args.spm_model)
         path = export(model, proto, args.export_base, version=args.version,
                       max_seq_length=args.max_seq_length, lower_case=not args.cased,
-                      top_k=args.top_k, model_name=args.model_name, kernels=args.kernels)
+                      top_k=args.top_k, model_name=args.model_name, kernels=args.kernels,
+                      window_stride=args.window_stride)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

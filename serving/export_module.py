@@ -12,13 +12,21 @@ A batch of 0 strings gives [0, 2] features and empty outputs.
 
 SignatureDefs have no optional inputs in TF Serving (every declared input must be sent),
 so "optional text_b" is a sibling signature: embed_pair, classify_pair.
+
+A tagger's `tag` splits raw text into words (albert_keras/data/word_split.py) and
+`tag_words` takes words already split ([batch, words], "" as padding); both then run
+the windows of albert_keras/data/tagging.py, the algorithm evaluation runs, with the
+window length and stride the model was fine-tuned with.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer
+from albert_keras.data import tagging
+from albert_keras.data.tag_spans import entity_bounds_graph, is_entity_tag_set
+from albert_keras.data.word_split import split_words_graph
+from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertTagger
 from albert_keras.special_tokens import CLS_ID, MASK_ID, SEP_ID
 from albert_keras.tokenizer import AlbertTokenizer, pack_segments
 from albert_keras.vocabulary import check_special_pieces
@@ -26,25 +34,30 @@ from albert_keras.vocabulary import check_special_pieces
 MASK_TEXT = "[MASK]"
 _TEXT = tf.TensorSpec([None], tf.string)
 _IDS = tf.TensorSpec([None, None], tf.int32)
+_WORDS = tf.TensorSpec([None, None], tf.string)
 
 # Signatures by model kind; the first is also exported as serving_default.
 SIGNATURES = {
     "pretrainer": ("embed", "embed_pair", "encode", "fill_mask", "sentence_order", "tokenize"),
     "classifier": ("classify", "classify_pair", "embed", "embed_pair", "encode", "tokenize"),
+    "tagger": ("tag", "tag_words", "embed", "embed_pair", "encode", "tokenize"),
     "backbone": ("embed", "embed_pair", "encode", "tokenize"),
 }
 
 
 def model_kind(model) -> str:
-    """"pretrainer", "classifier" or "backbone", by the model's type."""
+    """"pretrainer", "classifier", "tagger" or "backbone", by the model's type."""
     if isinstance(model, AlbertPretrainer):
         return "pretrainer"
     if isinstance(model, AlbertClassifier):
         return "classifier"
+    if isinstance(model, AlbertTagger):
+        return "tagger"
     if isinstance(model, AlbertBackbone):
         return "backbone"
     raise TypeError(
-        "Only AlbertPretrainer, AlbertClassifier and AlbertBackbone models can be exported, "
+        "Only AlbertPretrainer, AlbertClassifier, AlbertTagger and AlbertBackbone models can "
+        "be exported, "
         f"got {type(model).__name__}")
 
 
@@ -72,7 +85,7 @@ class AlbertServingModule(tf.Module):
     """The exported object: model + tokenizer + one tf.function per signature."""
 
     def __init__(self, model, model_proto: bytes, *, max_seq_length: int,
-                 lower_case: bool = True, top_k: int = 5):
+                 lower_case: bool = True, top_k: int = 5, window_stride: int | None = None):
         super().__init__(name="albert_serving")
         self.kind = model_kind(model)
         config = model.config
@@ -93,6 +106,11 @@ class AlbertServingModule(tf.Module):
         if self.kind == "classifier":
             self.task_type = model.task_type
             self.label_names = model.label_names or [str(i) for i in range(model.num_labels)]
+        if self.kind == "tagger":
+            self.tag_names = list(model.tag_names)
+            self.entity_tags = is_entity_tag_set(self.tag_names)
+            self.window_stride = window_stride or tagging.default_stride(max_seq_length)
+            tagging.check_window(max_seq_length, self.window_stride)
 
         self.encode = tf.function(self._encode, input_signature=[_IDS, _IDS, _IDS])
         self.tokenize = tf.function(self._tokenize, input_signature=[_TEXT])
@@ -105,6 +123,9 @@ class AlbertServingModule(tf.Module):
         if self.kind == "classifier":
             self.classify = tf.function(self._classify, input_signature=[_TEXT])
             self.classify_pair = tf.function(self._classify_pair, input_signature=[_TEXT, _TEXT])
+        if self.kind == "tagger":
+            self.tag = tf.function(self._tag, input_signature=[_TEXT])
+            self.tag_words = tf.function(self._tag_words, input_signature=[_WORDS])
 
     def signatures(self) -> dict:
         names = SIGNATURES[self.kind]
@@ -246,3 +267,65 @@ class AlbertServingModule(tf.Module):
 
     def _classify_pair(self, text, text_b):
         return self._classifier_outputs(self.pack(text, text_b))
+
+    # ------------------------------------------------------------ tagging
+    def _tag_ragged(self, words):
+        """Words [batch, (words)] -> (tag ids, tag probabilities), both [batch, (words)]."""
+        windows = tagging.word_windows(self.tokenizer, words, self.max_seq_length,
+                                       self.window_stride)
+        logits = tf.cast(self.model(_trim_padding(windows["features"]), training=False),
+                         tf.float32)
+        probabilities = tf.nn.softmax(tagging.word_logits(windows, logits))
+        ids = tf.cast(tf.argmax(probabilities, axis=-1), tf.int32)
+        splits = words.row_splits
+        return (tf.RaggedTensor.from_row_splits(ids, splits),
+                tf.RaggedTensor.from_row_splits(tf.reduce_max(probabilities, axis=-1), splits))
+
+    def _tag_names(self):
+        return tf.constant(self.tag_names, tf.string)
+
+    def _tag_words(self, words):
+        """Words [batch, width], "" as padding -> tags in the same places ("" at padding)."""
+        words = tf.ensure_shape(words, [None, None])
+        is_word = tf.not_equal(words, "")
+        valid = tf.strings.unicode_transcode(
+            words, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+        ids, scores = self._tag_ragged(tf.ragged.boolean_mask(valid, is_word))
+        places = tf.where(is_word)
+        shape = tf.shape(words, out_type=tf.int64)
+        return {
+            "tags": tf.tensor_scatter_nd_update(
+                tf.fill(tf.shape(words), ""), places,
+                tf.gather(self._tag_names(), ids.flat_values)),
+            "tag_ids": tf.scatter_nd(places, ids.flat_values + 1, shape) - 1,  # -1: padding
+            "scores": tf.scatter_nd(places, scores.flat_values, shape),
+            "word_count": tf.cast(ids.row_lengths(), tf.int32),
+        }
+
+    def _tag(self, text):
+        text = _valid_utf8(text)
+        words, starts, ends = split_words_graph(text)
+        ids, scores = self._tag_ragged(words)
+        outputs = {
+            "words": words.to_tensor(""),
+            "tags": tf.gather(self._tag_names(), ids).to_tensor(""),
+            "tag_ids": ids.to_tensor(-1),
+            "scores": scores.to_tensor(0.0),
+            "word_start": starts.to_tensor(-1),
+            "word_end": ends.to_tensor(-1),
+            "word_count": tf.cast(words.row_lengths(), tf.int32),
+        }
+        if self.entity_tags:
+            entities = entity_bounds_graph(ids, self.tag_names)
+            start = tf.gather(starts, entities["first"], batch_dims=1)
+            end = tf.gather(ends, entities["last"], batch_dims=1)
+            row_text = tf.gather(text, tf.cast(start.value_rowids(), tf.int32))
+            entity_text = tf.strings.substr(row_text, start.flat_values,
+                                            end.flat_values - start.flat_values,
+                                            unit="UTF8_CHAR")
+            outputs.update(
+                entity_text=start.with_flat_values(entity_text).to_tensor(""),
+                entity_type=entities["type"].to_tensor(""),
+                entity_start=start.to_tensor(-1), entity_end=end.to_tensor(-1),
+                entity_count=tf.cast(start.row_lengths(), tf.int32))
+        return outputs

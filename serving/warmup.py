@@ -26,6 +26,9 @@ EXAMPLE_INPUTS = {
     "sentence_order": {"text_a": _TEXT, "text_b": _TEXT_B},
     "fill_mask": {"text": np.array([b"The quick brown [MASK] jumps.", b"No mask."])},
     "tokenize": {"text": _TEXT},
+    "tag": {"text": _TEXT},
+    "tag_words": {"words": np.array([[b"The", b"quick", b"brown", b"fox", b"."],
+                                     [b"A", b"short", b"one", b".", b""]])},
     "encode": {
         "input_ids": np.array([[2, 10, 11, 3], [2, 12, 3, 0]], np.int32),
         "segment_ids": np.zeros([2, 4], np.int32),

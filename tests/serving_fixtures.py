@@ -15,6 +15,7 @@ from data_fixtures import tiny_spm_model
 
 MAX_SEQ_LENGTH = 32
 LABEL_NAMES = ["negative", "positive", "neutral"]
+TAG_NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 LONG_TEXT = ("the city was built " * 600)[:10_000]
 
 # Inputs every fresh-process and end-to-end test runs, per signature.
@@ -29,6 +30,9 @@ SIGNATURE_INPUTS = {
     "classify_pair": {"text": TEXT, "text_b": TEXT_B},
     "sentence_order": {"text_a": TEXT, "text_b": TEXT_B},
     "tokenize": {"text": TEXT},
+    "tag": {"text": TEXT},
+    "tag_words": {"words": np.array([[b"Hello", b"world", b"", b""], [b"", b"", b"", b""],
+                                     [b"city", b"\xff", b"of", b"music"]], dtype=object)},
     "fill_mask": {"text": np.array([b"The [MASK] of the [MASK] city.", b"no mask here",
                                     b"[MASK]", b"", (LONG_TEXT + " [MASK]").encode()],
                                    dtype=object)},
@@ -60,19 +64,23 @@ def tiny_config():
 
 
 def build_model(kind: str):
-    from albert_keras import AlbertBackbone, AlbertClassifier, AlbertPretrainer
+    from albert_keras import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertTagger
 
-    keras.utils.set_random_seed({"pretrainer": 1, "classifier": 2, "backbone": 3}[kind])
+    keras.utils.set_random_seed({"pretrainer": 1, "classifier": 2, "backbone": 3,
+                                 "tagger": 4}[kind])
     config = tiny_config()
     if kind == "pretrainer":
         return AlbertPretrainer(config)
     if kind == "classifier":
         return AlbertClassifier(config, num_labels=3, label_names=LABEL_NAMES)
+    if kind == "tagger":
+        return AlbertTagger(config, tag_names=TAG_NAMES)
     return AlbertBackbone(config)
 
 
 def exported(kind: str, kernels: str = "plain"):
-    """(model, export_base, version_dir) for "pretrainer", "classifier" or "backbone".
+    """(model, export_base, version_dir) for "pretrainer", "classifier", "tagger" or
+    "backbone".
 
     The pretrainer and classifier go through the CLI from a saved .keras file, as a user
     would; the backbone through serving.export.export(). kernels="xla_cpu" exports the same

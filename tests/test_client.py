@@ -239,3 +239,25 @@ def test_mismatched_shapes_are_invalid_argument(pretrainer_server):
             client.predict(name, "encode", {"input_ids": np.full([1, 65], 2),
                                             "segment_ids": np.zeros([1, 65], int),
                                             "input_mask": np.ones([1, 65], int)})
+
+
+@pytest.mark.parametrize("rest", [False, True])
+def test_cli_tags_raw_text_and_split_words(capsys, rest):
+    _, export_base, _ = exported("tagger")
+    capsys.readouterr()  # the export's own output
+    with FakeTfServing(os.path.basename(export_base), export_base) as server:
+        port = server.rest_port if rest else server.grpc_port
+        common = ["--target", f"127.0.0.1:{port}", "--model", server.model_name] + (
+            ["--rest"] if rest else [])
+        assert client_lib.main(common + ["--signature", "tag",
+                                         "--text", "Peter flew to Brussels."]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["words"] == [["Peter", "flew", "to", "Brussels", "."]]
+        assert out["word_start"] == [[0, 6, 11, 14, 22]]
+        assert {"entity_text", "entity_type", "entity_count"} <= set(out)
+        assert client_lib.main(common + ["--signature", "tag_words", "--words", "a b c",
+                                         "--words", "d"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["word_count"] == [3, 1] and out["tags"][1][1:] == ["", ""]
+        assert all(tag in ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+                   for tag in out["tags"][0] + out["tags"][1][:1])

@@ -16,10 +16,10 @@ from albert_keras.tokenizer import AlbertTokenizer, normalize_text
 from serving import export as export_lib
 from serving.export_module import SIGNATURES, AlbertServingModule
 from serving.warmup import WARMUP_FILE, read_warmup_file
-from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, build_model,
-                              exported, model_proto, spm_model_path)
+from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, TAG_NAMES,
+                              build_model, exported, model_proto, spm_model_path)
 
-KINDS = ("pretrainer", "classifier", "backbone")
+KINDS = ("pretrainer", "classifier", "tagger", "backbone")
 # Exports with --kernels xla_cpu: the pretrainer's signatures cover encode, fill_mask,
 # sentence_order and the embeddings; the classifier's classify.
 XLA_KINDS = ("pretrainer", "classifier")
@@ -82,9 +82,66 @@ def reference_mask_features(texts):
                            ).astype(np.int32)}
 
 
+def _padded(rows, fill, dtype=None):
+    width = max((len(row) for row in rows), default=0)
+    return np.array([list(row) + [fill] * (width - len(row)) for row in rows], dtype=dtype)
+
+
+def tagging_outputs(model, signature, inputs):
+    """tag / tag_words by the evaluation path (data/tagging.predict_word_logits), the
+    Python word splitting and the Python entity chunking."""
+    from albert_keras.data import tagging
+    from albert_keras.data.tag_spans import entity_spans
+    from albert_keras.data.word_split import split_words
+
+    if signature == "tag_words":
+        rows = [[w.decode("utf-8", "replace") for w in row if w] for row in inputs["words"]]
+    else:
+        texts = _valid_utf8(inputs["text"])
+        split = [split_words(text) for text in texts]
+        rows = [[word for word, _, _ in words] for words in split]
+    sentences = [tagging.TaggedSentence(tuple(r), ("O",) * len(r), (0,) * len(r)) for r in rows]
+    logits = tagging.predict_word_logits(
+        lambda features: model(features, training=False), AlbertTokenizer(model_proto()),
+        sentences, MAX_SEQ_LENGTH, tagging.default_stride(MAX_SEQ_LENGTH))
+    probabilities = [tf.nn.softmax(l).numpy() for l in logits]
+    ids = [p.argmax(-1).tolist() for p in probabilities]
+    tags = [[TAG_NAMES[i].encode() for i in row] for row in ids]
+    scores = [p.max(-1).tolist() for p in probabilities]
+    if signature == "tag_words":
+        places = [[j for j, w in enumerate(row) if w] for row in inputs["words"]]
+        shape = inputs["words"].shape
+        dense_tags, dense_ids = np.full(shape, b"", object), np.full(shape, -1)
+        dense_scores = np.zeros(shape, np.float32)
+        for i, row in enumerate(places):
+            dense_tags[i, row], dense_ids[i, row] = tags[i], ids[i]
+            dense_scores[i, row] = scores[i]
+        return {"tags": dense_tags, "tag_ids": dense_ids, "scores": dense_scores,
+                "word_count": np.array([len(r) for r in rows])}
+    entities = [entity_spans([t.decode() for t in row]) for row in tags]
+    starts = [[split[i][first][1] for _, first, _ in spans] for i, spans in enumerate(entities)]
+    ends = [[split[i][last][2] for _, _, last in spans] for i, spans in enumerate(entities)]
+    return {
+        "words": _padded([[w.encode() for w in r] for r in rows], b"", object),
+        "tags": _padded(tags, b"", object), "tag_ids": _padded(ids, -1),
+        "scores": _padded(scores, 0.0, np.float32),
+        "word_start": _padded([[s for _, s, _ in words] for words in split], -1),
+        "word_end": _padded([[e for _, _, e in words] for words in split], -1),
+        "word_count": np.array([len(r) for r in rows]),
+        "entity_type": _padded([[kind.encode() for kind, _, _ in spans] for spans in entities],
+                               b"", object),
+        "entity_text": _padded([[texts[i][a:b].encode() for a, b in zip(starts[i], ends[i])]
+                                for i in range(len(texts))], b"", object),
+        "entity_start": _padded(starts, -1), "entity_end": _padded(ends, -1),
+        "entity_count": np.array([len(spans) for spans in entities]),
+    }
+
+
 def keras_outputs(kind, model, signature):
     """What each signature must return, computed with the Keras model."""
     inputs = SIGNATURE_INPUTS[signature]
+    if signature in ("tag", "tag_words"):
+        return tagging_outputs(model, signature, inputs)
     backbone = model if kind == "backbone" else model.backbone
     if signature == "encode":
         return {k: v.numpy() for k, v in backbone(inputs).items()}
@@ -165,10 +222,10 @@ def test_every_signature_matches_keras_in_a_fresh_process(kind, kernels, fresh_p
             else:
                 np.testing.assert_array_equal(got, value, err_msg=f"{signature}.{name}")
     default = fresh_process_outputs[f"{version_dir}|serving_default|" + {
-        "pretrainer": "pooled_output", "classifier": "probabilities",
+        "pretrainer": "pooled_output", "classifier": "probabilities", "tagger": "tags",
         "backbone": "pooled_output"}[kind]]
-    first = fresh_process_outputs[f"{version_dir}|{names[0]}|" + (
-        "probabilities" if kind == "classifier" else "pooled_output")]
+    first = fresh_process_outputs[f"{version_dir}|{names[0]}|" + {
+        "classifier": "probabilities", "tagger": "tags"}.get(kind, "pooled_output")]
     np.testing.assert_array_equal(default, first)
 
 

@@ -44,7 +44,7 @@ def op_types(saved_model_dir: str) -> set:
 @pytest.fixture(scope="module")
 def ops_by_export():
     return {kind: op_types(exported(kind)[2])
-            for kind in ("pretrainer", "classifier", "backbone")}
+            for kind in ("pretrainer", "classifier", "tagger", "backbone")}
 
 
 def test_only_tensorflow_and_tensorflow_text_ops(ops_by_export):
@@ -63,9 +63,9 @@ def test_only_tensorflow_and_tensorflow_text_ops(ops_by_export):
     assert not [op for op, where in origin.items() if where == "unknown"]
     assert not PYTHON_OPS & set(ops)
     text_ops = {op for op, where in origin.items() if where == "text"}
-    # The tokenizer is the only thing outside core TensorFlow.
-    assert text_ops and all(op.startswith(("Sentencepiece", "Normalize")) for op in text_ops), \
-        text_ops
+    # The tokenizer and the tagger's word splitting are all that is outside core TensorFlow.
+    assert text_ops and all(op.startswith(("Sentencepiece", "Normalize", "RegexSplitWithOffsets"))
+                            for op in text_ops), text_ops
 
 
 def test_exports_hold_no_xla_kernels_even_when_the_model_trains_with_them(tmp_path):

@@ -156,8 +156,16 @@ class PretrainExperiment(TrainingOptions):
 class FinetuneExperiment(TrainingOptions):
     train_file: str = ""
     eval_file: str = ""  # scored after training: OUTPUT_DIR/eval_results.json
-    task_type: str = "classification"  # or "regression"
-    label_names: list | None = None  # classification labels, in class-index order
+    task_type: str = "classification"  # or "regression", or "tagging" (words' tags)
+    # Classification labels, in class-index order; tagging: the tags (default: those
+    # of train_file, sorted).
+    label_names: list | None = None
+    # Tagging files (albert_keras/data/tagging.py): conllu, conll or jsonl ("": by
+    # extension); tag_column 1-based, 0: the format's own (CoNLL-U 4 UPOS, columns the
+    # last); window_stride in pieces between the windows of a long sentence, 0: half.
+    data_format: str = ""
+    tag_column: int = 0
+    window_stride: int = 0
     # A .keras file (pretraining output, converted model or backbone) or a directory
     # holding final_model.keras; empty: a fresh backbone from model_preset.
     init_model: str = ""
@@ -176,9 +184,22 @@ class FinetuneExperiment(TrainingOptions):
             path = getattr(self, field)
             if path and not os.path.isfile(path):
                 fail(field, f"no such file {path}")
-        if self.task_type not in ("classification", "regression"):
-            fail("task_type", f"use classification or regression, not {self.task_type!r}")
-        if self.task_type == "classification":
+        if self.task_type not in ("classification", "regression", "tagging"):
+            fail("task_type", f"use classification, regression or tagging, not "
+                 f"{self.task_type!r}")
+        if self.task_type == "tagging":
+            if self.label_names is not None and (
+                    not isinstance(self.label_names, list) or not self.label_names
+                    or len({str(name) for name in self.label_names}) != len(self.label_names)):
+                fail("label_names", "list the tags once each (or null: those of train_file)")
+            if self.data_format not in ("", "conllu", "conll", "jsonl"):
+                fail("data_format", f"use conllu, conll or jsonl, not {self.data_format!r}")
+            if self.tag_column and self.tag_column < 2:
+                fail("tag_column", f"a 1-based column after the word's, got {self.tag_column}")
+            if self.window_stride and not 1 <= self.window_stride <= self.seq_length - 2:
+                fail("window_stride", f"must be in [1, seq_length - 2 = "
+                     f"{self.seq_length - 2}], got {self.window_stride}")
+        elif self.task_type == "classification":
             names = self.label_names
             if not isinstance(names, list) or len(names) < 2:
                 fail("label_names", "list the classification labels (at least 2), "
@@ -186,7 +207,7 @@ class FinetuneExperiment(TrainingOptions):
             if len({str(name) for name in names}) != len(names):
                 fail("label_names", f"labels repeat: {names}")
         elif self.label_names:
-            fail("label_names", "is for classification; remove it for regression")
+            fail("label_names", "is for classification or tagging; remove it for regression")
         if self.init_model:
             if os.path.isdir(self.init_model):
                 if not os.path.isfile(os.path.join(self.init_model, "final_model.keras")):

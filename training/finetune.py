@@ -1,9 +1,15 @@
-"""Fine-tune ALBERT for sentence or sentence-pair classification or regression.
+"""Fine-tune ALBERT for sentence or sentence-pair classification or regression, or for
+word tagging (part of speech, named entities).
 
     python -m training.finetune --config training/configs/finetune_demo.json [--FIELD VALUE ...]
+    python -m training.finetune --config training/configs/tagging_demo.json
 
-Input: GLUE-style TSV / CSV / JSONL files with the columns text_a, optional text_b and
-label (a name from label_names, or a number for regression); tokenized in-graph.
+Input: classification and regression read GLUE-style TSV / CSV / JSONL files with the
+columns text_a, optional text_b and label (a name from label_names, or a number for
+regression). Tagging (task_type tagging) reads CoNLL-U, CoNLL-2003-style columns or
+JSONL tokens/tags files (albert_keras/data/tagging.py: the first piece of each word
+carries its tag; long sentences are cut into overlapping windows, not truncated).
+Text is tokenized in-graph.
 The backbone comes from init_model: a .keras file written by training.pretrain
 (AlbertPretrainer) or albert_keras.convert, an AlbertBackbone or AlbertClassifier
 .keras file, or a directory holding final_model.keras. Its config replaces
@@ -14,7 +20,8 @@ Restarted with the same command after a kill, it resumes from the last checkpoin
 OUTPUT_DIR/checkpoints. Outputs (chief only): OUTPUT_DIR/{experiment.json,
 checkpoints/, logs/ (TensorBoard; logs/eval holds the final eval metrics),
 metrics.csv, eval_results.json, final_model.keras (the AlbertClassifier, which
-serving.export reads), albert_config.json, spm.model}.
+serving.export reads; an AlbertTagger for tagging), albert_config.json, spm.model,
+and for tagging eval_predictions.tsv (word, gold tag, predicted tag per line)}.
 """
 
 from __future__ import annotations
@@ -29,31 +36,57 @@ from training.experiment import (FinetuneExperiment, check_batch_split, load_exp
                                  write_experiment)
 
 
-def check_data(experiment) -> int:
+class TaggingData:
+    """The tagging files, read and checked: sentences and tag ids of train and eval."""
+
+    def __init__(self, experiment):
+        from albert_keras.data import tagging
+
+        def read(path):
+            return tagging.read_tagged_file(path, experiment.data_format or None,
+                                            experiment.tag_column or None)
+
+        self.train = read(experiment.train_file)
+        self.tag_names = ([str(name) for name in experiment.label_names]
+                          if experiment.label_names else tagging.tag_names_of(self.train))
+        self.train_ids = tagging.tag_ids(self.train, self.tag_names, experiment.train_file)
+        self.eval = read(experiment.eval_file) if experiment.eval_file else []
+        self.eval_ids = (tagging.tag_ids(self.eval, self.tag_names, experiment.eval_file)
+                         if self.eval else [])
+        self.stride = experiment.window_stride or tagging.default_stride(experiment.seq_length)
+
+
+def check_data(experiment):
     """Reads and checks the train and eval files (errors name the file and line);
-    returns the number of training examples."""
+    returns (the number of training examples, TaggingData or None)."""
     from albert_keras.data import read_examples
 
-    counts, pairs = {}, {}
-    for field in ("train_file", "eval_file"):
-        path = getattr(experiment, field)
-        if path:
-            _, text_b, labels = read_examples(path, experiment.task_type, experiment.label_names)
-            counts[field], pairs[field] = len(labels), text_b is not None
-    if len(set(pairs.values())) > 1:
-        raise ValueError("field 'eval_file': has text_b only if train_file has it; "
-                         "both hold sentence pairs or both single sentences")
+    tagging_data = None
+    if experiment.task_type == "tagging":
+        tagging_data = TaggingData(experiment)
+        counts = {"train_file": len(tagging_data.train)}
+    else:
+        counts, pairs = {}, {}
+        for field in ("train_file", "eval_file"):
+            path = getattr(experiment, field)
+            if path:
+                _, text_b, labels = read_examples(path, experiment.task_type,
+                                                  experiment.label_names)
+                counts[field], pairs[field] = len(labels), text_b is not None
+        if len(set(pairs.values())) > 1:
+            raise ValueError("field 'eval_file': has text_b only if train_file has it; "
+                             "both hold sentence pairs or both single sentences")
     if counts["train_file"] < experiment.global_batch_size:
         raise ValueError(f"field 'train_file': {counts['train_file']} examples, fewer than one "
                          f"global batch ({experiment.global_batch_size})")
-    return counts["train_file"]
+    return counts["train_file"], tagging_data
 
 
-def build_classifier(experiment, vocab_size: int):
-    """The AlbertClassifier, built in the current strategy scope and dtype policy. A
-    loaded backbone is made anew from its config and given its weights, whatever
-    model held it (a saved classifier's old head is left behind)."""
-    from albert_keras import AlbertBackbone, AlbertClassifier
+def build_task_model(experiment, vocab_size: int, tagging_data=None):
+    """The AlbertClassifier (AlbertTagger for tagging), built in the current strategy
+    scope and dtype policy. A loaded backbone is made anew from its config and given
+    its weights, whatever model held it (a saved task model's old head is left behind)."""
+    from albert_keras import AlbertBackbone, AlbertClassifier, AlbertTagger
     from albert_keras.layers.fused_ops import resolve_kernels
     from training import model_setup
 
@@ -77,6 +110,11 @@ def build_classifier(experiment, vocab_size: int):
     backbone = AlbertBackbone(config)
     if saved is not None:
         backbone.set_weights(saved.get_weights())
+    if tagging_data is not None:
+        return AlbertTagger(backbone=backbone, tag_names=tagging_data.tag_names,
+                            dropout=experiment.classifier_dropout,
+                            window_length=experiment.seq_length,
+                            window_stride=tagging_data.stride)
     labels = experiment.label_names if experiment.task_type == "classification" else None
     return AlbertClassifier(
         backbone=backbone, num_labels=len(labels) if labels else 1,
@@ -84,13 +122,19 @@ def build_classifier(experiment, vocab_size: int):
         label_names=[str(name) for name in labels] if labels else None)
 
 
-def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0):
+def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0, tagging_data=None):
     """Distributed (train, per-epoch eval or None). Training repeats and skips the
     batches of the steps already trained, so a resumed run sees the same data."""
-    from albert_keras.data import finetune_dataset
+    from albert_keras.data import finetune_dataset, tagging
 
     def dataset(path, context, training):
         batch_size = experiment.global_batch_size if training else experiment.eval_batch_size
+        if tagging_data is not None:
+            sentences, ids = ((tagging_data.train, tagging_data.train_ids) if training
+                              else (tagging_data.eval, tagging_data.eval_ids))
+            return tagging.tagging_dataset(
+                sentences, ids, tokenizer, experiment.seq_length, tagging_data.stride,
+                batch_size, training=training, input_context=context, seed=experiment.seed)
         return finetune_dataset(
             path, tokenizer, experiment.seq_length, batch_size,
             experiment.task_type, experiment.label_names, training=training,
@@ -133,6 +177,33 @@ def predict(model, experiment, tokenizer):
     return np.concatenate(labels), np.concatenate(outputs)
 
 
+def evaluate_tagging(model, experiment, tokenizer, tagging_data, output_dir: str) -> dict:
+    """Tags every eval sentence (the path the exported tag_words signature takes) and
+    scores the words; writes eval_predictions.tsv (word, gold, predicted; a blank line
+    between sentences)."""
+    import tensorflow as tf
+
+    from albert_keras.atomic_file import atomic_path
+    from albert_keras.data import tagging
+    from albert_keras.data.tag_spans import is_entity_tag_set
+    from training.metrics import tagging_metrics
+
+    forward = tf.function(lambda features: model(features, training=False),
+                          reduce_retracing=True)
+    logits = tagging.predict_word_logits(forward, tokenizer, tagging_data.eval,
+                                         experiment.seq_length, tagging_data.stride)
+    names = tagging_data.tag_names
+    predicted = [[names[i] for i in sentence.argmax(axis=-1)] for sentence in logits]
+    gold = [list(sentence.tags) for sentence in tagging_data.eval]
+    with atomic_path(os.path.join(output_dir, "eval_predictions.tsv")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for sentence, tags in zip(tagging_data.eval, predicted):
+                f.writelines(f"{w}\t{g}\t{p}\n" for w, g, p in zip(sentence.words,
+                                                                   sentence.tags, tags))
+                f.write("\n")
+    return tagging_metrics(gold, predicted, entity_tags=is_entity_tag_set(names))
+
+
 def write_eval_results(results: dict, output_dir: str, step: int):
     """eval_results.json (NaN as null) and the same numbers as TensorBoard scalars."""
     import tensorflow as tf
@@ -152,7 +223,7 @@ def run(experiment: FinetuneExperiment) -> dict:
     """Trains, then scores eval_file on the chief; returns the eval metrics (else the
     last epoch's logs) with the step. Raises ValueError on a bad
     config or data before training, NonFiniteLossError on a non-finite loss."""
-    num_train = check_data(experiment)
+    num_train, tagging_data = check_data(experiment)
 
     from training.strategies import WorkerOutput, build_strategy, is_chief
 
@@ -175,13 +246,15 @@ def run(experiment: FinetuneExperiment) -> dict:
         if chief:
             write_experiment(experiment, os.path.join(output.path, "experiment.json"))
         with strategy.scope():
-            model = build_classifier(experiment, tokenizer.vocab_size)
+            model = build_task_model(experiment, tokenizer.vocab_size, tagging_data)
             classification = experiment.task_type == "classification"
+            loss = None  # the tagger computes its own (models/tagger.py)
+            if experiment.task_type != "tagging":
+                loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                        if classification else keras.losses.MeanSquaredError())
             model.compile(
                 optimizer=model_setup.make_optimizer(experiment, model.config.kernels),
-                loss=(keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                      if classification else keras.losses.MeanSquaredError()),
-                metrics=["accuracy"] if classification else None,
+                loss=loss, metrics=["accuracy"] if classification else None,
                 jit_compile=experiment.jit_compile,
                 steps_per_execution=experiment.steps_per_execution,
                 gradient_accumulation_steps=experiment.gradient_accumulation_steps)
@@ -191,7 +264,8 @@ def run(experiment: FinetuneExperiment) -> dict:
         callbacks, checkpoints = model_setup.standard_callbacks(
             experiment, checkpoint, output.path)
 
-        train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step)
+        train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step,
+                                           tagging_data=tagging_data)
         print(f"Fine-tuning on {num_train} examples: {experiment.task_type}, "
               f"{experiment.total_steps} steps of {experiment.global_batch_size}", flush=True)
         history = model_setup.fit_to_total_steps(
@@ -200,9 +274,14 @@ def run(experiment: FinetuneExperiment) -> dict:
 
         model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
         if experiment.eval_file and chief:
-            labels, outputs = predict(model, experiment, tokenizer)
-            results = task_metrics(experiment.task_type, labels, outputs)
-            results.update(num_examples=int(len(labels)), step=step)
+            if tagging_data is not None:
+                results = evaluate_tagging(model, experiment, tokenizer, tagging_data,
+                                           output.path)
+                results.update(num_examples=len(tagging_data.eval), step=step)
+            else:
+                labels, outputs = predict(model, experiment, tokenizer)
+                results = task_metrics(experiment.task_type, labels, outputs)
+                results.update(num_examples=int(len(labels)), step=step)
             write_eval_results(results, output.path, step)
             return results
         results = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
