@@ -212,3 +212,56 @@ def test_resume_gives_the_uninterrupted_weights(tmp_path, capsys):
         return weights_fingerprint(keras.saving.load_model(
             str(tmp_path / name / "final_model.keras"), compile=False))
     assert fingerprint("whole") == fingerprint("parts")
+
+
+@pytest.mark.parametrize("name", ["train.txt", "train.conllu", "train.jsonl", "train.tsv"])
+def test_invalid_utf8_names_the_line_or_is_skipped_and_counted(tmp_path, capsys, name):
+    """A fine-tuning file with a damaged line: an error naming the file, line and byte
+    offset; with --skip_damaged_records true the line (for tagging, its sentence) is
+    skipped, counted, and the run trains on the rest."""
+    from albert_keras.data import read_examples
+    from albert_keras.data.tagging import read_tagged_file
+
+    rows = 40
+    path = tmp_path / name
+    if name == "train.tsv":
+        lines = ["text_a\tlabel"] + [f"river music {i}\t{i % 2}" for i in range(rows)]
+    elif name == "train.jsonl":
+        lines = [json.dumps({"tokens": ["river", str(i)], "tags": ["B-LOC", "O"]})
+                 for i in range(rows)]
+    elif name == "train.conllu":
+        lines = [f"1\triver\t_\tNOUN\t_\t_\t_\t_\t_\t_\n2\t{i}\t_\tNUM\t_\t_\t_\t_\t_\t_\n"
+                 for i in range(rows)]
+    else:
+        lines = [f"river B-LOC\n{i} O\n" for i in range(rows)]
+    data = ("\n".join(lines) + "\n").encode()
+    cut = data.index(b"river", len(data) // 2)
+    path.write_bytes(data[:cut] + b"\xff" + data[cut + 1:])
+    line = data[:cut].count(b"\n") + 1
+    message = f"{path}:{line}: not valid UTF-8 at byte {cut} of the file"
+    tabular = name == "train.tsv"
+
+    def read(damaged=None):
+        if tabular:
+            return read_examples(str(path), label_names=["0", "1"], damaged=damaged)[2]
+        return read_tagged_file(str(path), damaged=damaged)
+
+    with pytest.raises(ValueError, match=message):
+        read()
+    damaged = []
+    assert len(read(damaged)) == rows - 1 and damaged == [message + " (invalid start byte)"]
+
+    fields = dict(train_file=str(path), seq_length=16, total_steps=4, steps_per_epoch=2,
+                  warmup_steps=0, eval_steps=0, global_batch_size=8)
+    if tabular:
+        args = tagging_args(tmp_path / "run", **fields)
+        args[args.index("tagging")] = "classification"
+        args += ["--label_names", '["0", "1"]']
+    else:
+        args = tagging_args(tmp_path / "run", **fields)
+    assert finetune.main(args) == 2
+    assert message in capsys.readouterr().err
+    assert finetune.main(args + ["--skip_damaged_records", "true"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: skipped {message}" in captured.err
+    assert "Damaged lines skipped: 1" in captured.out

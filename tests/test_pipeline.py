@@ -177,7 +177,7 @@ def test_bad_inputs(data, tmp_path):
     raw[len(raw) // 2] ^= 0xFF
     corrupt = tmp_path / "corrupt.tfrecord"
     corrupt.write_bytes(bytes(raw))
-    with pytest.raises(CorruptRecordError, match=r"corrupt.tfrecord: record \d+ is corrupt"):
+    with pytest.raises(CorruptRecordError, match=r"corrupt.tfrecord: corrupted record at byte \d+ \(record \d+"):
         verify_tfrecords([good, str(corrupt)])
     (tmp_path / "junk.tfrecord").write_bytes(b"not a tfrecord at all")
     with pytest.raises(CorruptRecordError, match="junk.tfrecord: record 0"):

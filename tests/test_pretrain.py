@@ -219,3 +219,56 @@ def test_multi_worker_only_the_chief_writes(records, tmp_path):
         ["albert_config.json", "checkpoints", "experiment.json", "final_model.keras",
          "logs", "metrics.csv", "spm.model"])
     assert checkpoint_steps(output) == [2, 4]
+
+
+def test_damaged_records_stop_with_one_line_or_are_skipped(records, tmp_path, capsys):
+    """A copy of the records with one file cut short: training stops before it starts
+    with one line naming the file and byte offset (exit 2, the good run's checkpoint
+    kept); a record corrupted in the middle of a file stops it when read, the same way;
+    --skip_damaged_records true trains on, and counts the files."""
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from training import pretrain
+    data = tmp_path / "data"
+    shutil.copytree(records / "train", data / "train")
+    output = tmp_path / "run"
+    base = dict(train_files=str(data / "train/*.tfrecord"), eval_steps=0, eval_files="",
+                steps_per_epoch=5, global_batch_size=8)
+    assert pretrain.main(flags(records, output, total_steps=5, **base)) == 0
+    corrupted, damaged = sorted((data / "train").iterdir())
+    raw = damaged.read_bytes()
+    # Records here all have one size, so half the file is a record boundary: cut inside
+    # a header (which TensorFlow's reader takes for a clean end), data, the last footer.
+    for cut in (len(raw) // 2 + 5, len(raw) // 2 + 50, len(raw) - 3):
+        damaged.write_bytes(raw[:cut])
+        capsys.readouterr()
+        assert pretrain.main(flags(records, output, total_steps=200, **base)) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1, error
+        assert f"{damaged}: truncated record at byte " in error
+        assert checkpoint_steps(output) == [5]
+
+    damaged.write_bytes(raw)
+    middle = bytearray(corrupted.read_bytes())
+    middle[len(middle) // 2 + 50] ^= 0xFF  # in a record's data: its CRC fails
+    corrupted.write_bytes(bytes(middle))
+    assert pretrain.main(flags(records, output, total_steps=200, **base)) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert f"{corrupted}: corrupted record at byte " in error
+    assert "the last checkpoint" in error and "is kept" in error
+    assert checkpoint_steps(output)[0] >= 5
+
+    damaged.write_bytes(raw[:len(raw) // 2 + 50])
+
+    assert pretrain.main(flags(records, output, total_steps=200, skip_damaged_records="true",
+                               **base)) == 0
+    captured = capsys.readouterr()
+    assert f"warning: skipping the rest of {damaged}: truncated record" in captured.err
+    assert f"warning: skipping the rest of {corrupted}: corrupted record" in captured.err
+    assert "Damaged record files: 2" in captured.out
+    accumulator = EventAccumulator(str(output / "logs" / "data"), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    assert "damaged_record_files" in accumulator.Tags()["tensors"]

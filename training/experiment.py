@@ -69,6 +69,12 @@ class TrainingOptions:
     seed: int = 12345
     keep_checkpoints: int = 3
     profile_steps: str = ""  # "START,END" writes a profiler trace for that step range
+    # A damaged record file: false stops with one line naming the file and byte offset
+    # (exit 2, checkpoints kept); true skips the rest of each damaged file, counted in the
+    # log and TensorBoard (a full read of the record files before training finds them).
+    # Fine-tuning text files: a line that is not valid UTF-8 is an error naming the file,
+    # line and byte, or with true is skipped (a tagging file: its sentence) and counted.
+    skip_damaged_records: bool = False
 
     @property
     def eval_batch_size(self) -> int:

@@ -39,12 +39,12 @@ from training.experiment import (FinetuneExperiment, check_batch_split, load_exp
 class TaggingData:
     """The tagging files, read and checked: sentences and tag ids of train and eval."""
 
-    def __init__(self, experiment):
+    def __init__(self, experiment, damaged=None):
         from albert_keras.data import tagging
 
         def read(path):
             return tagging.read_tagged_file(path, experiment.data_format or None,
-                                            experiment.tag_column or None)
+                                            experiment.tag_column or None, damaged)
 
         self.train = read(experiment.train_file)
         self.tag_names = ([str(name) for name in experiment.label_names]
@@ -56,14 +56,16 @@ class TaggingData:
         self.stride = experiment.window_stride or tagging.default_stride(experiment.seq_length)
 
 
-def check_data(experiment):
+def check_data(experiment, damaged=None):
     """Reads and checks the train and eval files (errors name the file and line);
-    returns (the number of training examples, TaggingData or None)."""
+    returns (the number of training examples, TaggingData or None). With a `damaged`
+    list (skip_damaged_records), lines that are not valid UTF-8 are skipped and
+    described there."""
     from albert_keras.data import read_examples
 
     tagging_data = None
     if experiment.task_type == "tagging":
-        tagging_data = TaggingData(experiment)
+        tagging_data = TaggingData(experiment, damaged)
         counts = {"train_file": len(tagging_data.train)}
     else:
         counts, pairs = {}, {}
@@ -71,7 +73,7 @@ def check_data(experiment):
             path = getattr(experiment, field)
             if path:
                 _, text_b, labels = read_examples(path, experiment.task_type,
-                                                  experiment.label_names)
+                                                  experiment.label_names, damaged)
                 counts[field], pairs[field] = len(labels), text_b is not None
         if len(set(pairs.values())) > 1:
             raise ValueError("field 'eval_file': has text_b only if train_file has it; "
@@ -138,7 +140,8 @@ def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0, tagging
         return finetune_dataset(
             path, tokenizer, experiment.seq_length, batch_size,
             experiment.task_type, experiment.label_names, training=training,
-            input_context=context, seed=experiment.seed)
+            input_context=context, seed=experiment.seed,
+            skip_damaged=experiment.skip_damaged_records)
 
     def train_fn(context):
         # Each step takes one batch per replica of this pipeline.
@@ -204,6 +207,21 @@ def evaluate_tagging(model, experiment, tokenizer, tagging_data, output_dir: str
     return tagging_metrics(gold, predicted, entity_tags=is_entity_tag_set(names))
 
 
+def report_damaged_lines(damaged: list, output_dir: str, chief: bool):
+    """skip_damaged_records: each skipped line on stderr, the count in the log and in
+    TensorBoard (logs/data, damaged_lines)."""
+    import tensorflow as tf
+
+    for problem in damaged:
+        print(f"warning: skipped {problem}", file=sys.stderr, flush=True)
+    print(f"Damaged lines skipped: {len(damaged)}", flush=True)
+    if chief:
+        writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs", "data"))
+        with writer.as_default():
+            tf.summary.scalar("damaged_lines", len(damaged), step=0)
+        writer.close()
+
+
 def write_eval_results(results: dict, output_dir: str, step: int):
     """eval_results.json (NaN as null) and the same numbers as TensorBoard scalars."""
     import tensorflow as tf
@@ -223,7 +241,8 @@ def run(experiment: FinetuneExperiment) -> dict:
     """Trains, then scores eval_file on the chief; returns the eval metrics (else the
     last epoch's logs) with the step. Raises ValueError on a bad
     config or data before training, NonFiniteLossError on a non-finite loss."""
-    num_train, tagging_data = check_data(experiment)
+    damaged = [] if experiment.skip_damaged_records else None
+    num_train, tagging_data = check_data(experiment, damaged)
 
     from training.strategies import WorkerOutput, build_strategy, is_chief
 
@@ -245,6 +264,8 @@ def run(experiment: FinetuneExperiment) -> dict:
     try:
         if chief:
             write_experiment(experiment, os.path.join(output.path, "experiment.json"))
+        if damaged is not None:
+            report_damaged_lines(damaged, output.path, chief)
         with strategy.scope():
             model = build_task_model(experiment, tokenizer.vocab_size, tagging_data)
             classification = experiment.task_type == "classification"

@@ -4,6 +4,10 @@
 
 Restarted with the same command after a kill, it resumes from the last checkpoint in
 OUTPUT_DIR/checkpoints and finishes at total_steps with the schedule where it was.
+A damaged record file (a copy cut short, a full disk) stops it with one line naming
+the file and the byte offset, exit code 2 and the checkpoints kept; with
+--skip_damaged_records true it reads each damaged file up to the damage and goes on,
+the damaged files logged and counted in TensorBoard (logs/data, damaged_record_files).
 Outputs (chief only): OUTPUT_DIR/{experiment.json, checkpoints/, logs/ (TensorBoard),
 metrics.csv, final_model.keras, albert_config.json, spm.model}.
 """
@@ -28,7 +32,8 @@ def build_datasets(experiment, strategy, vocab_size, start_step=0):
         dataset = pretraining_dataset(
             experiment.train_files, experiment.global_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=True,
-            seed=experiment.seed, vocab_size=vocab_size)
+            seed=experiment.seed, vocab_size=vocab_size,
+            skip_damaged=experiment.skip_damaged_records)
         # Each step takes one batch per replica that this input pipeline feeds.
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         return dataset.skip(start_step * replicas_per_pipeline)
@@ -37,7 +42,7 @@ def build_datasets(experiment, strategy, vocab_size, start_step=0):
         dataset = pretraining_dataset(
             experiment.eval_files, experiment.eval_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=False,
-            vocab_size=vocab_size)
+            vocab_size=vocab_size, skip_damaged=experiment.skip_damaged_records)
         # The same eval_steps batches at every evaluation.
         return dataset.take(experiment.eval_steps).cache().repeat()
 
@@ -48,6 +53,45 @@ def build_datasets(experiment, strategy, vocab_size, start_step=0):
     return train, evaluation
 
 
+def record_files(experiment) -> list:
+    from albert_keras.data.pipeline import expand_file_pattern
+
+    patterns = [p for p in (experiment.train_files, experiment.eval_files) if p]
+    return [path for pattern in patterns for path in expand_file_pattern(pattern)]
+
+
+def report_damaged_files(experiment, output_dir: str, chief: bool, step: int) -> int:
+    """With skip_damaged_records: finds the damaged files (a full read), says where each
+    stops being readable, and logs the count to TensorBoard; returns the count."""
+    import tensorflow as tf
+
+    from albert_keras.data.records import find_damage
+
+    damaged = find_damage(record_files(experiment))
+    for damage in damaged:
+        print(f"warning: skipping the rest of {damage.describe()}", file=sys.stderr,
+              flush=True)
+    print(f"Damaged record files: {len(damaged)} (skipped from the damage on)", flush=True)
+    if chief:
+        writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs", "data"))
+        with writer.as_default():
+            tf.summary.scalar("damaged_record_files", len(damaged), step=step)
+        writer.close()
+    return len(damaged)
+
+
+def damaged_data_error(experiment, error, checkpoints):
+    """The one-line error for a DataLossError that stopped training."""
+    from albert_keras.data.records import CorruptRecordError, find_damage
+
+    damaged = find_damage(record_files(experiment))
+    where = damaged[0].describe() if damaged else error.message.strip().splitlines()[0]
+    latest = checkpoints.manager.latest_checkpoint or "none yet"
+    return CorruptRecordError(
+        f"{where}; training stopped, the last checkpoint ({latest}) is kept. "
+        f"--skip_damaged_records true reads each damaged file up to the damage and goes on")
+
+
 def run(experiment: PretrainExperiment) -> dict:
     """Trains; returns the last epoch's logs. Raises on a non-finite loss."""
     from training.strategies import WorkerOutput, build_strategy, is_chief
@@ -56,6 +100,7 @@ def run(experiment: PretrainExperiment) -> dict:
     check_batch_split(experiment, strategy.num_replicas_in_sync, experiment.strategy)
 
     import keras
+    import tensorflow as tf
 
     from albert_keras import AlbertPretrainer
     from training import model_setup
@@ -84,10 +129,22 @@ def run(experiment: PretrainExperiment) -> dict:
         callbacks, checkpoints = model_setup.standard_callbacks(
             experiment, checkpoint, output.path)
 
+        if experiment.skip_damaged_records:
+            report_damaged_files(experiment, output.path, chief, step)
+        else:  # a file cut short is found before training, from its record headers
+            from albert_keras.data.records import CorruptRecordError, find_truncation
+            truncated = find_truncation(record_files(experiment))
+            if truncated:
+                raise CorruptRecordError(
+                    f"{truncated[0].describe()}; --skip_damaged_records true reads each "
+                    f"damaged file up to the damage and trains on")
         train, evaluation = build_datasets(experiment, strategy, model.config.vocab_size,
                                            start_step=step)
-        history = model_setup.fit_to_total_steps(
-            model, experiment, train, evaluation, callbacks, checkpoints, step)
+        try:
+            history = model_setup.fit_to_total_steps(
+                model, experiment, train, evaluation, callbacks, checkpoints, step)
+        except tf.errors.DataLossError as error:
+            raise damaged_data_error(experiment, error, checkpoints) from None
         model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
         logs = {k: v[-1] for k, v in history.history.items()} if history else {}
         logs["step"] = current_step(model)

@@ -79,6 +79,7 @@ def pretraining_dataset(
     shuffle_buffer: int = 10_000,
     cycle_length: int = 8,
     vocab_size: int | None = None,
+    skip_damaged: bool = False,
 ) -> tf.data.Dataset:
     """A dataset of pretraining batches: dicts of input_ids, segment_ids, input_mask,
     masked_lm_positions, masked_lm_ids (int32), masked_lm_weights (float32),
@@ -92,6 +93,8 @@ def pretraining_dataset(
     (faster); evaluation is always deterministic. vocab_size (the SentencePiece model's
     piece count) makes the random replacements of dynamic masking uniform over the ids
     [5, vocab_size), the ordinary pieces; None draws them from each batch's own tokens.
+    A damaged record (data/records.py) stops the iteration with DataLossError, or with
+    skip_damaged=True ends that file's reading there (the records after it are lost).
     """
     if seq_length < 8:
         raise ValueError(f"seq_length must be at least 8, got {seq_length}")
@@ -125,8 +128,12 @@ def pretraining_dataset(
     if training:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.repeat()
+    def read(path):
+        records = tf.data.TFRecordDataset(path)
+        return records.ignore_errors() if skip_damaged else records
+
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
+        read,
         cycle_length=min(cycle_length, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,

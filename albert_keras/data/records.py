@@ -11,7 +11,10 @@ reference reader still parses them; our reader masks any record whose weights ar
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import shutil
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -89,19 +92,76 @@ def first_record(path: str) -> dict[str, np.ndarray] | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """Where a TFRecord file stops being readable: the records read before it, the byte
+    offset of the damaged record, and the reader's reason ("corrupted", "truncated").
+    TFRecord framing cannot be resynchronised, so the rest of the file is lost."""
+    path: str
+    good_records: int
+    offset: int | None
+    reason: str
+
+    def describe(self) -> str:
+        where = f"byte {self.offset}" if self.offset is not None else "an unknown offset"
+        return (f"{self.path}: {self.reason} record at {where} (record {self.good_records}; "
+                f"the {self.good_records} before it are readable)")
+
+
+_HEADER = 12  # uint64 length + uint32 masked CRC of the length
+_FOOTER = 4  # uint32 masked CRC of the data
+
+
+def check_framing(path: str) -> Damage | None:
+    """Walks the record headers only (a seek per record, no data read): a file that ends
+    inside a record is truncated. TensorFlow's reader takes a file that ends inside a
+    record header for a clean end of file and drops the tail silently; this does not."""
+    size = tf.io.gfile.stat(path).length
+    offset = count = 0
+    with tf.io.gfile.GFile(path, "rb") as f:
+        while offset < size:
+            if size - offset >= _HEADER:
+                f.seek(offset)
+                (length,) = struct.unpack("<Q", f.read(8))
+                end = offset + _HEADER + length + _FOOTER
+                if end <= size:
+                    offset, count = end, count + 1
+                    continue
+            return Damage(path, count, offset, "truncated")
+    return None
+
+
+def scan_tfrecord(path: str) -> tuple[int, Damage | None]:
+    """Reads a whole file: (readable records, the Damage or None)."""
+    count = 0
+    try:
+        for _ in tf.data.TFRecordDataset([path]):
+            count += 1
+    except tf.errors.DataLossError as error:
+        found = re.search(r"(\w+) record at (\d+)", error.message)
+        reason, offset = (found.group(1), int(found.group(2))) if found else ("damaged", None)
+        return count, Damage(path, count, offset, reason)
+    return count, check_framing(path)
+
+
+def find_damage(paths) -> list:
+    """The Damage of every damaged file among paths (a full read of each)."""
+    return [damage for damage in (scan_tfrecord(path)[1] for path in paths) if damage]
+
+
+def find_truncation(paths) -> list:
+    """The Damage of every file among paths that ends inside a record (headers only)."""
+    return [damage for damage in map(check_framing, paths) if damage]
+
+
 def verify_tfrecords(paths) -> int:
     """Reads every record of every file; returns the count, or raises CorruptRecordError
-    naming the file and the index of the first unreadable record."""
+    naming the file, the record and its byte offset."""
     total = 0
     for path in paths:
-        count = 0
-        try:
-            for _ in tf.data.TFRecordDataset([path]):
-                count += 1
-        except tf.errors.DataLossError as error:
-            raise CorruptRecordError(
-                f"{path}: record {count} is corrupt ({error.message})"
-            ) from None
+        count, damage = scan_tfrecord(path)
+        if damage:
+            raise CorruptRecordError(damage.describe())
         total += count
     return total
 

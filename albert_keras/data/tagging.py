@@ -31,7 +31,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from albert_keras.data.finetune_dataset import jsonl_rows
+from albert_keras.data.finetune_dataset import jsonl_rows, utf8_lines
 from albert_keras.special_tokens import UNK_ID
 from albert_keras.tokenizer import pack_segments
 
@@ -58,9 +58,11 @@ def detect_format(path: str) -> str:
 
 
 def read_tagged_file(path: str, data_format: str | None = None,
-                     tag_column: int | None = None) -> list:
+                     tag_column: int | None = None, damaged: list | None = None) -> list:
     """The TaggedSentences of a file, checked line by line. data_format: one of FORMATS,
-    by extension when None; tag_column: 1-based (CoNLL-U: 4, UPOS; columns: the last)."""
+    by extension when None; tag_column: 1-based (CoNLL-U: 4, UPOS; columns: the last).
+    With a `damaged` list, a sentence with a line that is not valid UTF-8 is skipped
+    and the line described there (else it is an error naming the line)."""
     data_format = data_format or detect_format(path)
     if data_format not in FORMATS:
         raise ValueError(f"data_format must be one of {FORMATS}, not {data_format!r}")
@@ -70,16 +72,16 @@ def read_tagged_file(path: str, data_format: str | None = None,
         raise ValueError(f"tag_column must be a column number from 2 (column 1 holds the "
                          f"word), got {tag_column!r}")
     if data_format == "jsonl":
-        sentences = list(_read_jsonl(path))
+        sentences = list(_read_jsonl(path, damaged))
     else:
-        sentences = list(_read_columns(path, data_format, tag_column))
+        sentences = list(_read_columns(path, data_format, tag_column, damaged))
     if not sentences:
         raise ValueError(f"{path}: no sentences")
     return sentences
 
 
-def _read_jsonl(path):
-    for number, row in jsonl_rows(path):
+def _read_jsonl(path, damaged):
+    for number, row in jsonl_rows(path, damaged):
         if "tokens" not in row or "tags" not in row:
             raise ValueError(f"{path}:{number}: expected an object with 'tokens' and 'tags'")
         words, tags = row["tokens"], row["tags"]
@@ -102,7 +104,7 @@ def _check_words(path, number, words, tags):
             raise ValueError(f"{path}:{number}: tag {tag!r} is empty or has spaces")
 
 
-def _read_columns(path, data_format, tag_column):
+def _read_columns(path, data_format, tag_column, damaged):
     conllu = data_format == "conllu"
     words, tags, lines = [], [], []
     first_line = None
@@ -113,52 +115,56 @@ def _read_columns(path, data_format, tag_column):
             raise ValueError(f"{path}:{first_line}: a sentence with no words")
         return TaggedSentence(tuple(words), tuple(tags), tuple(lines))
 
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                if first_line is not None:
-                    yield sentence()
-                words, tags, lines, first_line = [], [], [], None
+    in_damaged_sentence = False
+    for number, raw in enumerate(utf8_lines(path, damaged), start=1):
+        if raw is None:
+            in_damaged_sentence = True
+            continue
+        line = raw.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            if first_line is not None and not in_damaged_sentence:
+                yield sentence()
+            words, tags, lines, first_line = [], [], [], None
+            in_damaged_sentence = False
+            continue
+        if conllu and line.startswith("#"):
+            continue
+        if first_line is None:
+            first_line = number
+        if conllu:
+            columns = line.split("\t")
+            if len(columns) != _CONLLU_COLUMNS:
+                raise ValueError(f"{path}:{number}: {len(columns)} tab-separated columns; "
+                                 f"CoNLL-U has {_CONLLU_COLUMNS}")
+            if "-" in columns[0] or "." in columns[0]:
+                continue  # a multiword-token range or an empty node
+            column = tag_column or _UPOS_COLUMN
+        else:
+            columns = line.split()
+            if columns[0] == "-DOCSTART-":
+                first_line = None
                 continue
-            if conllu and line.startswith("#"):
-                continue
-            if first_line is None:
-                first_line = number
-            if conllu:
-                columns = line.split("\t")
-                if len(columns) != _CONLLU_COLUMNS:
-                    raise ValueError(f"{path}:{number}: {len(columns)} tab-separated columns; "
-                                     f"CoNLL-U has {_CONLLU_COLUMNS}")
-                if "-" in columns[0] or "." in columns[0]:
-                    continue  # a multiword-token range or an empty node
-                column = tag_column or _UPOS_COLUMN
-            else:
-                columns = line.split()
-                if columns[0] == "-DOCSTART-":
-                    first_line = None
-                    continue
-                if width is None:
-                    width = len(columns)
-                    if width < 2:
-                        raise ValueError(f"{path}:{number}: one column; a word and its tag "
-                                         f"are needed")
-                if len(columns) != width:
-                    raise ValueError(f"{path}:{number}: {len(columns)} columns, but the "
-                                     f"file's first word line has {width}")
-                column = tag_column or width
-            if column > len(columns):
-                raise ValueError(f"{path}:{number}: no column {column} (the line has "
-                                 f"{len(columns)})")
-            word, tag = columns[1] if conllu else columns[0], columns[column - 1]
-            if conllu and tag == "_":
-                raise ValueError(f"{path}:{number}: word {word!r} has no tag in column "
-                                 f"{column}")
-            _check_words(path, number, [word], [tag])
-            words.append(word)
-            tags.append(tag)
-            lines.append(number)
-    if first_line is not None:
+            if width is None:
+                width = len(columns)
+                if width < 2:
+                    raise ValueError(f"{path}:{number}: one column; a word and its tag "
+                                     f"are needed")
+            if len(columns) != width:
+                raise ValueError(f"{path}:{number}: {len(columns)} columns, but the "
+                                 f"file's first word line has {width}")
+            column = tag_column or width
+        if column > len(columns):
+            raise ValueError(f"{path}:{number}: no column {column} (the line has "
+                             f"{len(columns)})")
+        word, tag = columns[1] if conllu else columns[0], columns[column - 1]
+        if conllu and tag == "_":
+            raise ValueError(f"{path}:{number}: word {word!r} has no tag in column "
+                             f"{column}")
+        _check_words(path, number, [word], [tag])
+        words.append(word)
+        tags.append(tag)
+        lines.append(number)
+    if first_line is not None and not in_damaged_sentence:
         yield sentence()
 
 
