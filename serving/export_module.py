@@ -61,10 +61,10 @@ def model_kind(model) -> str:
         f"got {type(model).__name__}")
 
 
-def _valid_utf8(text):
-    """Checks that text is [batch] (a SavedModel signature does not check fed shapes), and
-    turns invalid UTF-8 into U+FFFD, so normalisation and SentencePiece never see it."""
-    text = tf.ensure_shape(text, [None])
+def _valid_utf8(text, shape=(None,)):
+    """Checks that text has `shape` (a SavedModel signature does not check fed shapes),
+    and turns invalid UTF-8 into U+FFFD, so normalisation and SentencePiece never see it."""
+    text = tf.ensure_shape(text, shape)
     return tf.strings.unicode_transcode(
         text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
 
@@ -286,11 +286,9 @@ class AlbertServingModule(tf.Module):
 
     def _tag_words(self, words):
         """Words [batch, width], "" as padding -> tags in the same places ("" at padding)."""
-        words = tf.ensure_shape(words, [None, None])
+        words = _valid_utf8(words, shape=(None, None))
         is_word = tf.not_equal(words, "")
-        valid = tf.strings.unicode_transcode(
-            words, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-        ids, scores = self._tag_ragged(tf.ragged.boolean_mask(valid, is_word))
+        ids, scores = self._tag_ragged(tf.ragged.boolean_mask(words, is_word))
         places = tf.where(is_word)
         shape = tf.shape(words, out_type=tf.int64)
         return {

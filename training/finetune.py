@@ -193,10 +193,9 @@ def evaluate_tagging(model, experiment, tokenizer, tagging_data, output_dir: str
 
     forward = tf.function(lambda features: model(features, training=False),
                           reduce_retracing=True)
-    logits = tagging.predict_word_logits(forward, tokenizer, tagging_data.eval,
-                                         experiment.seq_length, tagging_data.stride)
     names = tagging_data.tag_names
-    predicted = [[names[i] for i in sentence.argmax(axis=-1)] for sentence in logits]
+    predicted = tagging.predict_tags(forward, tokenizer, tagging_data.eval,
+                                     experiment.seq_length, tagging_data.stride, names)
     gold = [list(sentence.tags) for sentence in tagging_data.eval]
     with atomic_path(os.path.join(output_dir, "eval_predictions.tsv")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import json
 import os
 import sys
@@ -83,9 +82,9 @@ def run_one(size, start: str, args, data_dir: str) -> dict:
     else:
         flags += ["--init_model", "",
                   "--model_config_file", os.path.join(args.init_model, "albert_config.json")]
-    experiment = load_experiment(FinetuneExperiment, flags, description="")
     if args.total_steps:
-        experiment = dataclasses.replace(experiment, total_steps=args.total_steps)
+        flags += ["--total_steps", str(args.total_steps)]
+    experiment = load_experiment(FinetuneExperiment, flags, description="")
     print(f"== {start} weights, {size} training sentences -> {output}", flush=True)
     return finetune.run(experiment)
 

@@ -301,7 +301,6 @@ def tagging_dataset(sentences, tag_ids_per_sentence, tokenizer, seq_length: int,
     [batch, seq_length] (model/tagger.py). training=True shuffles sentences and windows
     and drops the last partial batch; with an input_context, each input pipeline takes
     every num_input_pipelines-th sentence and batches per replica."""
-    check_window(seq_length, stride)
     words = _ragged([list(s.words) for s in sentences], tf.string)
     tags = _ragged([list(t) for t in tag_ids_per_sentence], tf.int32)
     dataset = tf.data.Dataset.from_tensor_slices((words, tags))
@@ -336,3 +335,10 @@ def predict_word_logits(forward, tokenizer, sentences, seq_length: int, stride: 
         splits = np.cumsum([0] + [len(s.words) for s in chunk])
         results += [logits[a:b] for a, b in zip(splits[:-1], splits[1:])]
     return results
+
+
+def predict_tags(forward, tokenizer, sentences, seq_length: int, stride: int,
+                 tag_names) -> list:
+    """Per sentence, the predicted tag names (predict_word_logits, then argmax)."""
+    logits = predict_word_logits(forward, tokenizer, sentences, seq_length, stride)
+    return [[tag_names[i] for i in sentence.argmax(axis=-1)] for sentence in logits]
