@@ -90,10 +90,17 @@ def test_label_one_means_swapped(tmp_path):
     assert 0.3 < np.mean(labels) < 0.7
 
 
-def test_same_bytes_whatever_num_workers(tmp_path, corpus_dir):
+def test_same_bytes_whatever_num_workers(tmp_path, corpus_dir, capsys):
     one = _run(tmp_path, str(corpus_dir / "*.txt"), out="one", static_masking=True)
+    # Progress: by default at most one line per 30 s, and always the last.
+    assert capsys.readouterr().err.count("[create_pretraining_data] files 2/2") == 1
     two = _run(tmp_path, str(corpus_dir / "*.txt"), out="two", static_masking=True,
-               num_workers=2)
+               num_workers=2, progress_seconds=0)
+    progress = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in progress] == [
+        "[create_pretraining_data] files 1/2", "[create_pretraining_data] files 2/2"]
+    assert f"instances {two['instances']}, elapsed 0:00:" in progress[-1]
+    assert progress[-1].endswith("remaining ~0:00:00")
     for a, b in zip(one["files_written"], two["files_written"]):
         assert filecmp.cmp(a, b, shallow=False)
     weights = np.array([r["masked_lm_weights"] for r in _records(one["files_written"])])

@@ -10,6 +10,12 @@ outputs are byte-identical whatever --num_workers, and memory is bounded by one 
 file per worker. File i deals its instances round-robin into --num_output_files slices;
 slice k of every file is concatenated, in file order, into output file k. Everything is
 written in a temporary folder and moved into --output_dir only when all succeeded.
+Progress (files done, instances, elapsed, an estimate of what remains) goes to stderr.
+
+Beyond one machine, --runner direct|dataflow|flink|spark|portable runs the same per-file
+work as an Apache Beam pipeline (training/pretraining_data_beam.py) and writes the same
+files, byte for byte; the arguments this tool does not know go to Beam's
+PipelineOptions. The default, --runner local, never imports Beam.
 
 Masks: by default none are stored (masked_lm_* are written as zeros, so the reference
 reader still parses the records) and the input pipeline masks dynamically. With
@@ -29,6 +35,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -42,10 +49,8 @@ MASKING_BATCH = 256
 
 
 @dataclasses.dataclass
-class FileTask:
-    path: str
-    index: int
-    slice_paths: list[str]
+class DataSettings:
+    """What every input file is processed with."""
     model_proto: bytes
     lower_case: bool
     max_seq_length: int
@@ -58,6 +63,25 @@ class FileTask:
     static_masking: bool
     on_invalid_utf8: str
 
+    @classmethod
+    def from_args(cls, args, model_proto: bytes) -> "DataSettings":
+        return cls(
+            model_proto=model_proto, lower_case=not args.cased,
+            max_seq_length=args.max_seq_length, max_predictions=args.max_predictions_per_seq,
+            masked_lm_prob=args.masked_lm_prob, max_ngram=args.ngram,
+            dupe_factor=args.dupe_factor, short_seq_prob=args.short_seq_prob,
+            seed=args.seed, static_masking=args.static_masking,
+            on_invalid_utf8=args.on_invalid_utf8,
+        )
+
+
+@dataclasses.dataclass
+class FileTask:
+    path: str
+    index: int  # the file's place in the sorted input list
+    slice_paths: list[str]  # where its instances go, one slice per output file
+    settings: DataSettings
+
 
 @dataclasses.dataclass
 class FileResult:
@@ -65,7 +89,39 @@ class FileResult:
     instances: InstanceCounts
     corpus_tokens: int = 0
     long_lines: int = 0
-    first_long_line: str | None = None
+    first_long_line: int | None = None  # line number
+    index: int = 0
+    slice_paths: list[str] = dataclasses.field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """The additive counts, as named in COUNTS (summed over files by both engines)."""
+        return {
+            "documents": self.corpus.documents, "sentences": self.corpus.sentences,
+            "invalid_lines": self.corpus.invalid_lines, "corpus_tokens": self.corpus_tokens,
+            "long_lines": self.long_lines, "instances": self.instances.instances,
+            "swapped": self.instances.swapped, "instance_tokens": self.instances.tokens,
+            "skipped_chunks": self.instances.skipped_chunks,
+            "truncated_tokens": self.instances.truncated_tokens,
+        }
+
+    def firsts(self) -> dict[str, int]:
+        """The first skipped and the first long line as place keys (see place_key)."""
+        lines = {"first_invalid": self.corpus.first_invalid, "first_long": self.first_long_line}
+        return {name: place_key(self.index, line) for name, line in lines.items() if line}
+
+
+COUNTS = ("documents", "sentences", "invalid_lines", "corpus_tokens", "long_lines",
+          "instances", "swapped", "instance_tokens", "skipped_chunks", "truncated_tokens")
+
+
+def place_key(file_index: int, line: int) -> int:
+    """(file, line) as one integer ordered as the files then the lines, so that the
+    first place over many files is a minimum (a Beam distribution's min)."""
+    return (file_index << 32) | line
+
+
+def place_of(key: int, inputs: list[str]) -> str:
+    return f"{inputs[key >> 32]}:{key & 0xFFFFFFFF}"
 
 
 def derive_seed(*parts) -> int:
@@ -75,67 +131,74 @@ def derive_seed(*parts) -> int:
 
 
 def _tokenized_documents(task: FileTask, processor, result: FileResult):
-    max_tokens = task.max_seq_length - 3
-    for document in read_documents(task.path, task.on_invalid_utf8, result.corpus):
-        texts = [normalize_text(text, task.lower_case) for _, text in document]
+    settings = task.settings
+    max_tokens = settings.max_seq_length - 3
+    for document in read_documents(task.path, settings.on_invalid_utf8, result.corpus):
+        texts = [normalize_text(text, settings.lower_case) for _, text in document]
         sentences = []
         for (number, _), ids in zip(document, processor.encode(texts)):
             if not ids:
                 continue
             if len(ids) > max_tokens:
                 result.long_lines += 1
-                result.first_long_line = result.first_long_line or f"{task.path}:{number}"
+                result.first_long_line = result.first_long_line or number
             result.corpus_tokens += len(ids)
             sentences.append(ids)
         if sentences:
             yield sentences
 
 
-def _masks(arrays, task: FileTask, file_seed: int, round_index: int, batch_index: int):
+def _masks(arrays, settings: DataSettings, file_seed: int, round_index: int, batch_index: int):
     from albert_keras.data.masking import mask_batch
 
     seed = [file_seed % (2**31), round_index * 2**20 + batch_index]
-    masked = mask_batch(arrays, seed, task.max_predictions, task.masked_lm_prob, task.max_ngram)
+    masked = mask_batch(arrays, seed, settings.max_predictions, settings.masked_lm_prob,
+                        settings.max_ngram)
     return {name: np.asarray(value) for name, value in masked.items()}
 
 
 def process_file(task: FileTask) -> FileResult:
-    """Writes one input file's instances into its slice files."""
+    """Writes one input file's instances into its slice files: the per-file work of both
+    engines, the local pool and the Beam pipeline."""
     import sentencepiece as spm
 
     from albert_keras.data.records import RoundRobinWriter, serialize_instance
 
-    processor = spm.SentencePieceProcessor(model_proto=task.model_proto)
+    settings = task.settings
+    processor = spm.SentencePieceProcessor(model_proto=settings.model_proto)
     word_starts = word_start_table(
         [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
     )
-    result = FileResult(CorpusCounts(), InstanceCounts())
+    result = FileResult(CorpusCounts(), InstanceCounts(), index=task.index,
+                        slice_paths=list(task.slice_paths))
     documents = list(_tokenized_documents(task, processor, result))
     if not documents:
         raise CorpusError(f"{task.path}: no text (the file is empty or holds only blank lines)")
 
-    file_seed = derive_seed(task.seed, task.index, os.path.basename(task.path))
+    file_seed = derive_seed(settings.seed, task.index, os.path.basename(task.path))
     writer = RoundRobinWriter(task.slice_paths, first=task.index)
+    predictions = settings.max_predictions
     no_masks = {  # dynamic masking: masked_lm_* stored as zeros
-        "masked_lm_positions": np.zeros([MASKING_BATCH, task.max_predictions], np.int64),
-        "masked_lm_ids": np.zeros([MASKING_BATCH, task.max_predictions], np.int64),
-        "masked_lm_weights": np.zeros([MASKING_BATCH, task.max_predictions], np.float32),
+        "masked_lm_positions": np.zeros([MASKING_BATCH, predictions], np.int64),
+        "masked_lm_ids": np.zeros([MASKING_BATCH, predictions], np.int64),
+        "masked_lm_weights": np.zeros([MASKING_BATCH, predictions], np.float32),
     }
     try:
-        for round_index in range(task.dupe_factor):
+        for round_index in range(settings.dupe_factor):
             rng = random.Random(derive_seed(file_seed, round_index))
             instances = []
             for document in documents:
                 instances.extend(create_instances(
-                    document, word_starts, task.max_seq_length, task.short_seq_prob, rng,
-                    result.instances,
+                    document, word_starts, settings.max_seq_length, settings.short_seq_prob,
+                    rng, result.instances,
                 ))
             rng.shuffle(instances)
             for start in range(0, len(instances), MASKING_BATCH):
                 batch = instances[start:start + MASKING_BATCH]
-                arrays = pad_instances(batch, task.max_seq_length)
-                if task.static_masking:
-                    arrays = _masks(arrays, task, file_seed, round_index, start // MASKING_BATCH)
+                arrays = pad_instances(batch, settings.max_seq_length)
+                if settings.static_masking:
+                    arrays = _masks(arrays, settings, file_seed, round_index,
+                                    start // MASKING_BATCH)
                 else:
                     arrays.update(no_masks)
                 for row, instance in enumerate(batch):
@@ -173,53 +236,109 @@ def output_paths(output_dir: str, num_files: int) -> list[str]:
     ]
 
 
-def run(args) -> dict:
-    """Creates the records; returns the summary counts."""
+def check_run(args) -> tuple[list[str], DataSettings]:
+    """The checks both engines make before any work: flags, inputs, vocabulary, and an
+    output folder without TFRecords. Returns the sorted inputs and the settings."""
     _validate(args)
     inputs = expand_input_pattern(args.input)
     for path in inputs:
-        if os.path.getsize(path) == 0:
+        if tf_gfile_size(path) == 0:
             raise CorpusError(f"{path}: the input file is empty")
     model_proto = read_model_proto(args.spm_model)
     check_special_pieces(model_proto, source=args.spm_model)
-    os.makedirs(args.output_dir, exist_ok=True)
-    existing = [name for name in os.listdir(args.output_dir) if name.endswith(".tfrecord")]
+    existing = existing_records(args.output_dir)
     if existing:
         raise FileExistsError(
             f"{args.output_dir} already holds TFRecords ({existing[0]}, ...); "
             "use an empty folder so that old and new shards do not mix"
         )
+    return inputs, DataSettings.from_args(args, model_proto)
 
+
+def tf_gfile_size(path: str) -> int:
+    if "://" in path:  # gs:// and other file systems TensorFlow knows, for Beam runners
+        import tensorflow as tf
+
+        return tf.io.gfile.stat(path).length
+    return os.path.getsize(path)
+
+
+def existing_records(output_dir: str) -> list[str]:
+    if "://" in output_dir:
+        import tensorflow as tf
+
+        names = tf.io.gfile.listdir(output_dir) if tf.io.gfile.isdir(output_dir) else []
+    else:
+        names = os.listdir(output_dir) if os.path.isdir(output_dir) else []
+    return sorted(name for name in names if name.endswith(".tfrecord"))
+
+
+class Progress:
+    """One stderr line per finished input file (at most one every `seconds`, and the
+    last): files done, instances, elapsed time and an estimate of the rest from the
+    input bytes still to read."""
+
+    def __init__(self, inputs: list[str], seconds: float, stream=None):
+        self.sizes = [tf_gfile_size(path) for path in inputs]
+        self.total_bytes = sum(self.sizes)
+        self.seconds, self.stream = seconds, stream or sys.stderr
+        self.started = self.last = time.monotonic()
+        self.files = self.bytes = self.instances = 0
+
+    def file_done(self, result: FileResult):
+        self.files += 1
+        self.bytes += self.sizes[result.index]
+        self.instances += result.instances.instances
+        now = time.monotonic()
+        if now - self.last < self.seconds and self.files < len(self.sizes):
+            return
+        self.last = now
+        elapsed = now - self.started
+        remaining = elapsed * (self.total_bytes - self.bytes) / max(self.bytes, 1)
+        print(f"[create_pretraining_data] files {self.files}/{len(self.sizes)}, "
+              f"instances {self.instances}, elapsed {_clock(elapsed)}, "
+              f"remaining ~{_clock(remaining)}", file=self.stream, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def run(args) -> dict:
+    """Creates the records; returns the summary counts."""
+    if getattr(args, "runner", "local") != "local":
+        from training.pretraining_data_beam import run_beam
+
+        return run_beam(args)
+    inputs, settings = check_run(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    progress = Progress(inputs, args.progress_seconds)
     work = tempfile.mkdtemp(prefix=".incomplete-", dir=args.output_dir)
     try:
         tasks = [
-            FileTask(
-                path=path, index=i,
-                slice_paths=[os.path.join(work, f"slice-{i:05d}-{k:05d}")
-                             for k in range(args.num_output_files)],
-                model_proto=model_proto, lower_case=not args.cased,
-                max_seq_length=args.max_seq_length,
-                max_predictions=args.max_predictions_per_seq,
-                masked_lm_prob=args.masked_lm_prob, max_ngram=args.ngram,
-                dupe_factor=args.dupe_factor, short_seq_prob=args.short_seq_prob,
-                seed=args.seed, static_masking=args.static_masking,
-                on_invalid_utf8=args.on_invalid_utf8,
-            )
+            FileTask(path=path, index=i, settings=settings,
+                     slice_paths=slice_paths(work, i, args.num_output_files))
             for i, path in enumerate(inputs)
         ]
         workers = min(args.num_workers, len(tasks))
+        results = []
         if workers == 1:
-            results = [process_file(task) for task in tasks]
+            for task in tasks:
+                results.append(process_file(task))
+                progress.file_done(results[-1])
         else:
             # spawn, not fork: the parent may hold TensorFlow threads.
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                results = list(pool.imap(process_file, tasks))
+                for result in pool.imap(process_file, tasks):
+                    results.append(result)
+                    progress.file_done(result)
+
+        from albert_keras.data.records import concatenate_records
 
         finals = output_paths(work, args.num_output_files)
-        from albert_keras.data.records import concatenate_atomically
-
         for k, final in enumerate(finals):
-            concatenate_atomically([task.slice_paths[k] for task in tasks], final)
+            concatenate_records([result.slice_paths[k] for result in results], final)
         # Every shard is complete in the staging directory before the first is moved out,
         # so a failure above leaves OUTPUT_DIR without any.
         written = []
@@ -230,35 +349,46 @@ def run(args) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    corpus, instances = CorpusCounts(), InstanceCounts()
-    summary = {"input_files": len(inputs), "corpus_tokens": 0, "long_lines": 0}
-    first_long = None
+    counts = {name: sum(result.counts()[name] for result in results) for name in COUNTS}
+    firsts = {}
     for result in results:
-        for field in ("documents", "sentences", "invalid_lines"):
-            setattr(corpus, field, getattr(corpus, field) + getattr(result.corpus, field))
-        corpus.first_invalid = corpus.first_invalid or result.corpus.first_invalid
-        instances.add(result.instances)
-        summary["corpus_tokens"] += result.corpus_tokens
-        summary["long_lines"] += result.long_lines
-        first_long = first_long or result.first_long_line
-    summary.update(
-        documents=corpus.documents,
-        sentences=corpus.sentences,
-        instances=instances.instances,
-        instance_tokens=instances.tokens,
-        swapped_share=instances.swapped / max(instances.instances, 1),
-        skipped_chunks=instances.skipped_chunks,
-        truncated_tokens=instances.truncated_tokens,
-        invalid_utf8_lines_skipped=corpus.invalid_lines,
-        first_invalid_line=corpus.first_invalid,
-        first_long_line=first_long,
+        for name, key in result.firsts().items():
+            firsts[name] = min(firsts.get(name, key), key)
+    who = resource.RUSAGE_SELF if workers == 1 else resource.RUSAGE_CHILDREN
+    return summarize(inputs, counts, firsts, written,
+                     resource.getrusage(who).ru_maxrss / 1024)
+
+
+def slice_paths(directory: str, file_index: int, num_output_files: int) -> list[str]:
+    return [os.path.join(directory, f"slice-{file_index:05d}-{k:05d}")
+            for k in range(num_output_files)]
+
+
+def summarize(inputs: list[str], counts: dict, firsts: dict, written: list[str],
+              worker_peak_rss_mib: float) -> dict:
+    """The report of either engine, from the summed COUNTS and the first places, with
+    the peak RSS of the largest process that ran process_file and of this one."""
+    def place(name):
+        return place_of(firsts[name], inputs) if name in firsts else None
+
+    return dict(
+        input_files=len(inputs),
+        documents=counts["documents"],
+        sentences=counts["sentences"],
+        corpus_tokens=counts["corpus_tokens"],
+        long_lines=counts["long_lines"],
+        instances=counts["instances"],
+        instance_tokens=counts["instance_tokens"],
+        swapped_share=counts["swapped"] / max(counts["instances"], 1),
+        skipped_chunks=counts["skipped_chunks"],
+        truncated_tokens=counts["truncated_tokens"],
+        invalid_utf8_lines_skipped=counts["invalid_lines"],
+        first_invalid_line=place("first_invalid"),
+        first_long_line=place("first_long"),
         files_written=written,
-        peak_rss_mib=max(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-        ) / 1024,
+        worker_peak_rss_mib=worker_peak_rss_mib,
+        launcher_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
-    return summary
 
 
 def format_summary(summary: dict) -> str:
@@ -280,13 +410,19 @@ def format_summary(summary: dict) -> str:
             f"invalid UTF-8      {summary['invalid_utf8_lines_skipped']} lines skipped "
             f"(first: {summary['first_invalid_line']})"
         )
-    lines.append(f"peak RSS           {summary['peak_rss_mib']:.0f} MiB (largest process)")
+    lines.append(f"peak RSS           {summary['worker_peak_rss_mib']:.0f} MiB (largest worker), "
+                 f"{summary['launcher_peak_rss_mib']:.0f} MiB (this process)")
     lines.append(f"files written      {len(summary['files_written'])}")
     lines += [f"  {path}" for path in summary["files_written"]]
     return "\n".join(lines)
 
 
+RUNNERS = ("local", "direct", "dataflow", "flink", "spark", "portable")
+
+
 def parse_args(argv=None):
+    """The tool's flags; with a Beam runner, the flags it does not know are kept in
+    args.beam_args for Beam's PipelineOptions (--project, --region, --temp_location...)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, help="glob(s), comma-separated")
     parser.add_argument("--spm_model", required=True)
@@ -305,7 +441,17 @@ def parse_args(argv=None):
     parser.add_argument("--cased", action="store_true", help="do not lowercase")
     parser.add_argument("--on_invalid_utf8", choices=("error", "skip"), default="error",
                         help="fail on an undecodable line (default) or skip and count it")
-    return parser.parse_args(argv)
+    parser.add_argument("--progress_seconds", type=float, default=30.0,
+                        help="at most one progress line per this many seconds (local runner)")
+    parser.add_argument("--runner", choices=RUNNERS, default="local",
+                        help="local: a process pool on this machine, no Beam import; "
+                             "the others run the Apache Beam pipeline on that runner")
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and args.runner == "local":
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)} (flags for Beam's "
+                     "PipelineOptions need a --runner other than local)")
+    args.beam_args = beam_args
+    return args
 
 
 def main(argv=None):
@@ -313,6 +459,7 @@ def main(argv=None):
     try:
         summary = run(args)
     except (CorpusError, ValueError, FileNotFoundError, FileExistsError) as error:
+        # CorpusError and ValueError include a Beam worker's bad line, re-raised by run_beam
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_summary(summary))

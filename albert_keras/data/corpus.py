@@ -21,7 +21,7 @@ class CorpusCounts:
     documents: int = 0
     sentences: int = 0
     invalid_lines: int = 0
-    first_invalid: str | None = None  # "path:line" of the first skipped line
+    first_invalid: int | None = None  # line number of the first skipped line
 
 
 def expand_input_pattern(pattern: str) -> list[str]:
@@ -30,10 +30,26 @@ def expand_input_pattern(pattern: str) -> list[str]:
     for part in pattern.split(","):
         part = part.strip()
         if part:
-            files.update(path for path in glob.glob(part) if os.path.isfile(path))
+            files.update(_glob_files(part))
     if not files:
         raise CorpusError(f"no input files match {pattern!r}")
     return sorted(files)
+
+
+def _glob_files(pattern: str) -> list[str]:
+    if "://" in pattern:  # gs:// and the other file systems TensorFlow knows (Beam runners)
+        import tensorflow as tf
+
+        return [path for path in tf.io.gfile.glob(pattern) if not tf.io.gfile.isdir(path)]
+    return [path for path in glob.glob(pattern) if os.path.isfile(path)]
+
+
+def _open_binary(path: str):
+    if "://" in path:
+        import tensorflow as tf
+
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
 
 
 def read_documents(
@@ -44,7 +60,7 @@ def read_documents(
         raise ValueError(f"on_invalid_utf8 must be 'error' or 'skip', not {on_invalid_utf8!r}")
     counts = counts if counts is not None else CorpusCounts()
     document: list[tuple[int, str]] = []
-    with open(path, "rb") as f:
+    with _open_binary(path) as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8").strip()
@@ -55,7 +71,7 @@ def read_documents(
                         f"{error.start} of the line)"
                     ) from None
                 counts.invalid_lines += 1
-                counts.first_invalid = counts.first_invalid or f"{path}:{number}"
+                counts.first_invalid = counts.first_invalid or number
                 continue
             if line:
                 document.append((number, line))

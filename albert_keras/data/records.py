@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import struct
 
 import numpy as np
 import tensorflow as tf
-
-from albert_keras.atomic_file import atomic_path
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids", "token_boundary")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
@@ -182,10 +179,12 @@ class RoundRobinWriter:
             writer.close()
 
 
-def concatenate_atomically(parts: list[str], path: str):
-    """Joins TFRecord files (valid framing survives concatenation) into `path`,
-    written under a temporary name and renamed when complete."""
-    with atomic_path(path) as temporary, open(temporary, "wb") as out:
+def concatenate_records(parts: list[str], path: str):
+    """Joins TFRecord files into `path` (valid framing survives concatenation), through
+    tf.io.gfile so that gs:// works for the Beam runners. `path` is overwritten: callers
+    write it inside a staging folder that is committed as a whole."""
+    with tf.io.gfile.GFile(path, "wb") as out:
         for part in parts:
-            with open(part, "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 20)
+            with tf.io.gfile.GFile(part, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    out.write(chunk)
