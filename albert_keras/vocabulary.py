@@ -37,6 +37,20 @@ def check_special_pieces(model_proto: bytes,
     return processor
 
 
+def check_vocab_size(model_proto: bytes, vocab_size: int,
+                     source: str = "the SentencePiece model"):
+    """Raises ValueError unless the vocabulary has exactly vocab_size pieces. A smaller
+    one tokenizes without error into ids the model learned for other pieces (or never
+    trained); a larger one yields ids past the embedding table."""
+    size = check_special_pieces(model_proto, source).get_piece_size()
+    if size != vocab_size:
+        raise ValueError(
+            f"{source} has {size} pieces but the model's vocab_size is {vocab_size}: it "
+            "is not the vocabulary the model was trained with (use the run's own "
+            "spm.model; --allow_vocab_mismatch exports anyway)"
+        )
+
+
 def train_sentencepiece(
     sentences: Iterable[str],
     vocab_size: int,

@@ -34,7 +34,7 @@ import albert_keras  # noqa: F401  (registers the model classes for load_model)
 from albert_keras import atomic_file
 from albert_keras.config import KERNELS
 from albert_keras.models import with_kernels
-from albert_keras.vocabulary import check_special_pieces, read_model_proto
+from albert_keras.vocabulary import check_special_pieces, check_vocab_size, read_model_proto
 from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
 from serving.warmup import write_warmup_file
 
@@ -69,10 +69,15 @@ def next_version(export_base: str) -> int:
 def export(model, model_proto: bytes, export_base: str, *, version: int | None = None,
            max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
            model_name: str | None = None, kernels: str = "plain",
-           window_stride: int | None = None) -> str:
-    """Writes EXPORT_BASE/VERSION atomically; returns that directory's path."""
+           window_stride: int | None = None, allow_vocab_mismatch: bool = False,
+           vocab_source: str = "the SentencePiece model") -> str:
+    """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
+    vocabulary (named in errors as vocab_source) must have the model's vocab_size
+    pieces unless allow_vocab_mismatch."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    if not allow_vocab_mismatch:
+        check_vocab_size(model_proto, model.config.vocab_size, source=vocab_source)
     export_base = os.path.abspath(export_base)
     model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
     if max_seq_length is None:  # a tagger tags in the windows it was fine-tuned on
@@ -122,6 +127,10 @@ def parse_args(argv=None):
                              "else half a window)")
     parser.add_argument("--cased", action="store_true",
                         help="the vocabulary is cased (do not lowercase text)")
+    parser.add_argument("--allow_vocab_mismatch", action="store_true",
+                        help="export even if the SentencePiece model's piece count is not "
+                             "the model's vocab_size (an embedding table padded past the "
+                             "vocabulary, say)")
     parser.add_argument("--model_name", default=None,
                         help="model name in the warmup requests (default: export_base's name)")
     parser.add_argument("--kernels", choices=KERNELS, default="plain",
@@ -142,7 +151,8 @@ def main(argv=None) -> int:
         path = export(model, proto, args.export_base, version=args.version,
                       max_seq_length=args.max_seq_length, lower_case=not args.cased,
                       top_k=args.top_k, model_name=args.model_name, kernels=args.kernels,
-                      window_stride=args.window_stride)
+                      window_stride=args.window_stride,
+                      allow_vocab_mismatch=args.allow_vocab_mismatch, vocab_source=args.spm_model)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -354,6 +354,37 @@ def test_cli_refuses_an_existing_version_and_a_missing_model(tmp_path, capsys):
     assert not (tmp_path / "x").exists() or os.listdir(tmp_path / "x") == []
 
 
+def test_refuses_a_vocabulary_that_is_not_the_models(tmp_path, monkeypatch, capsys):
+    from albert_keras.vocabulary import train_sentencepiece, write_sentencepiece_model
+    from data_fixtures import generated_documents
+
+    sentences = [s for doc in generated_documents(100, seed=3) for s in doc]
+    other = write_sentencepiece_model(train_sentencepiece(sentences, vocab_size=120),
+                                      str(tmp_path / "other"))[0]
+    pieces = spm.SentencePieceProcessor(model_file=other).get_piece_size()
+    with open(other, "rb") as f:
+        other_proto = f.read()
+    for kind in KINDS:
+        model = build_model(kind)
+        with pytest.raises(ValueError, match=f"has {pieces} pieces but the model's "
+                                             f"vocab_size is {model.config.vocab_size}"):
+            export_lib.export(model, other_proto, str(tmp_path / kind))
+        assert not (tmp_path / kind).exists()
+
+    _, export_base, _ = exported("pretrainer")
+    run_dir = os.path.dirname(os.path.dirname(export_base)) + "/run"
+    argv = ["--model", run_dir, "--spm_model", other, "--export_base", str(tmp_path / "x")]
+    assert export_lib.main(argv) == 2
+    assert f"{other} has {pieces} pieces" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    # Forced, the export goes on (to the save, stubbed here).
+    saved = []
+    monkeypatch.setattr(export_lib.tf.saved_model, "save",
+                        lambda module, path, signatures=None: saved.append(path))
+    assert export_lib.main(argv + ["--allow_vocab_mismatch"]) == 0
+    assert len(saved) == 1
+
+
 # ------------------------------------------------------------------ deployment files
 DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "serving", "deploy")
