@@ -7,7 +7,8 @@ albert_keras.tokenizer (tensorflow_text) are imported on their own:
 
 from albert_keras import convert, optimization
 from albert_keras.config import AlbertConfig
-from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertTagger
+from albert_keras.models import (AlbertBackbone, AlbertClassifier, AlbertPretrainer,
+                                 AlbertQuestionAnswerer, AlbertTagger)
 
 __all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertConfig", "AlbertPretrainer",
-           "AlbertTagger", "convert", "optimization"]
+           "AlbertQuestionAnswerer", "AlbertTagger", "convert", "optimization"]

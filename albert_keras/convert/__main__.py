@@ -6,8 +6,9 @@
     python -m albert_keras.convert --from keras_hub PRESET_OR_DIR --output backbone.keras
 
 transformers gives an AlbertPretrainer (backbone + MLM and SOP heads), or the task model
-of an AlbertForTokenClassification (AlbertTagger) or AlbertForSequenceClassification
-(AlbertClassifier) directory; tf1 gives an AlbertPretrainer;
+of an AlbertForTokenClassification (AlbertTagger), AlbertForSequenceClassification
+(AlbertClassifier) or AlbertForQuestionAnswering (AlbertQuestionAnswerer) directory; tf1
+gives an AlbertPretrainer;
 keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
 """
 

@@ -4,6 +4,7 @@ Reads what save_pretrained writes: config.json plus model.safetensors (or its sh
 index) or pytorch_model.bin. By config.json's "architectures":
 - AlbertModel, AlbertForPreTraining, AlbertForMaskedLM -> AlbertPretrainer;
 - AlbertForTokenClassification -> AlbertTagger (tags from id2label);
+- AlbertForQuestionAnswering -> AlbertQuestionAnswerer (the span head, qa_outputs);
 - AlbertForSequenceClassification -> AlbertClassifier (labels from id2label; problem_type
   "regression" or num_labels 1 -> a regression head).
 Keys carry an "albert." prefix in the models with heads and none in AlbertModel. Torch
@@ -20,7 +21,8 @@ import numpy as np
 
 from albert_keras.config import AlbertConfig
 from albert_keras.convert.weights import ConversionError, Mapping, dense, layer_norm, load_parts
-from albert_keras.models import AlbertClassifier, AlbertPretrainer, AlbertTagger
+from albert_keras.models import (AlbertClassifier, AlbertPretrainer, AlbertQuestionAnswerer,
+                                 AlbertTagger)
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -58,8 +60,10 @@ def from_transformers(directory):
 
     if architecture in _TASK_HEADS:
         model = _task_model(architecture, config, raw_config, config_path)
-        parts = {"backbone": _backbone_mappings(model.backbone, prefix),
-                 "head": _linear("classifier", model.classifier)}
+        head = (_linear("qa_outputs", model.qa_outputs)
+                if architecture == "AlbertForQuestionAnswering"
+                else _linear("classifier", model.classifier))
+        parts = {"backbone": _backbone_mappings(model.backbone, prefix), "head": head}
         if architecture == "AlbertForSequenceClassification":
             parts["pooler"] = _linear(f"{prefix}pooler", model.backbone.pooler.dense)
         absent, used = load_parts(parts, optional=(), read=arrays.__getitem__,
@@ -83,7 +87,8 @@ def from_transformers(directory):
     return model
 
 
-_TASK_HEADS = ("AlbertForTokenClassification", "AlbertForSequenceClassification")
+_TASK_HEADS = ("AlbertForTokenClassification", "AlbertForSequenceClassification",
+               "AlbertForQuestionAnswering")
 
 
 def _label_names(raw_config: dict, count: int, config_path: str) -> list:
@@ -99,6 +104,8 @@ def _label_names(raw_config: dict, count: int, config_path: str) -> list:
 
 
 def _task_model(architecture: str, config, raw_config: dict, config_path: str):
+    if architecture == "AlbertForQuestionAnswering":
+        return AlbertQuestionAnswerer(config)
     count = raw_config.get("num_labels") or len(raw_config.get("id2label") or {}) or 2
     dropout = raw_config.get("classifier_dropout_prob", 0.1)
     if architecture == "AlbertForTokenClassification":

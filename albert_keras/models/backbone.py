@@ -40,6 +40,15 @@ class TakesFeatureDicts:
     def input_names(self):
         return list(INPUT_NAMES)
 
+    def label_features(self, x, names) -> list:
+        """x[name] for each of names, the features the loss reads beside the inputs;
+        an error names the missing ones."""
+        missing = [name for name in names if not isinstance(x, dict) or name not in x]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs the label features {missing} "
+                             "in each batch")
+        return [x[name] for name in names]
+
 
 def _as_config(config):
     if isinstance(config, AlbertConfig):

@@ -79,11 +79,8 @@ class AlbertPretrainer(TakesFeatureDicts, GradientAccumulation, keras.Model):
         return self._pretraining_loss(x, y_pred, denominators,
                                       share=1.0 / self.gradient_accumulation_steps)
 
-    @staticmethod
-    def _check_labels(x):
-        missing = [name for name in LABEL_NAMES if not isinstance(x, dict) or name not in x]
-        if missing:
-            raise ValueError(f"AlbertPretrainer needs the label features {missing} in each batch")
+    def _check_labels(self, x):
+        self.label_features(x, LABEL_NAMES)
 
     def _pretraining_loss(self, x, y_pred, denominators, share=1.0):
         """MLM + SOP loss (divided by denominators, by default this batch's), plus

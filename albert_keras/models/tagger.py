@@ -60,12 +60,9 @@ class AlbertTagger(TakesFeatureDicts, GradientAccumulation, keras.Model):
         self.tagger_dropout = dropout_layer
         self.tag_accuracy = keras.metrics.Mean(name="tag_accuracy")
 
-    @staticmethod
-    def _labels(x):
-        missing = [name for name in LABEL_NAMES if not isinstance(x, dict) or name not in x]
-        if missing:
-            raise ValueError(f"AlbertTagger needs the label features {missing} in each batch")
-        return ops.cast(x["label_ids"], "int32"), ops.cast(x["label_weights"], "float32")
+    def _labels(self, x):
+        ids, weights = self.label_features(x, LABEL_NAMES)
+        return ops.cast(ids, "int32"), ops.cast(weights, "float32")
 
     def loss_denominators(self, x, y, sample_weight):
         _, weights = self._labels(x)
