@@ -114,3 +114,8 @@ def test_flags(tmp_path, capsys):
     assert options["runner"] == "DirectRunner"
     assert options["direct_num_workers"] == 3  # the user's Beam flag wins
     assert options["direct_running_mode"] == "multi_processing"
+    dataflow = pipeline_options(cpd.parse_args(_argv(
+        str(tmp_path / "a.txt"), "gs://bucket/out", "--runner", "dataflow",
+        "--num_workers", "50", "--project=p"))).get_all_options()
+    assert dataflow["runner"] == "DataflowRunner" and dataflow["num_workers"] == 50
+    assert dataflow["number_of_worker_harness_threads"] == 1 and dataflow["project"] == "p"

@@ -114,13 +114,18 @@ class Commit(beam.DoFn):
 
 def pipeline_options(args) -> PipelineOptions:
     """The runner, and --num_workers as the DirectRunner's worker processes or
-    Dataflow's initial workers; flags given for Beam come last, so they win."""
+    Dataflow's initial workers. On a cluster each SDK process runs one bundle at a time
+    (--number_of_worker_harness_threads=1): the per-file work is Python, bound by the
+    GIL, and memory stays bounded by one input file per process. Flags given for Beam
+    come last, so they win."""
     flags = [f"--runner={RUNNER_NAMES[args.runner]}"]
     if args.runner == "direct":
         flags += ["--direct_running_mode=multi_processing",
                   f"--direct_num_workers={args.num_workers}",
                   "--default_sdk_harness_log_level=WARNING"]
-    elif args.runner == "dataflow" and args.num_workers > 1:
+    else:
+        flags.append("--number_of_worker_harness_threads=1")
+    if args.runner == "dataflow" and args.num_workers > 1:
         flags.append(f"--num_workers={args.num_workers}")
     return PipelineOptions(flags + list(args.beam_args))
 
