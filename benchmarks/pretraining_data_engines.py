@@ -23,7 +23,6 @@ import argparse
 import filecmp
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -68,15 +67,13 @@ def vocabulary(directory: str) -> str:
 
 
 def child(argv):
-    """One run of the tool in this process: prints wall time, summary and own peak RSS."""
+    """One run of the tool in this process: prints wall time and the summary."""
     from training import create_pretraining_data as cpd
 
     start = time.perf_counter()
     summary = cpd.run(cpd.parse_args(argv))
     wall = time.perf_counter() - start
-    print("@@" + json.dumps(dict(
-        wall_s=wall, summary=summary,
-        launcher_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+    print("@@" + json.dumps(dict(wall_s=wall, summary=summary)))
 
 
 def run_child(argv) -> dict:
@@ -133,7 +130,8 @@ def main():
     same = all(filecmp.cmp(a, b, shallow=False)
                for a, b in zip(local["files_written"], beam["files_written"]))
 
-    print(f"\ninput: {len(inputs)} files, {megabytes:.1f} MB, {local['documents']} documents;"
+    print(f"\ninput: {len(inputs)} files, {megabytes:.1f} MB, {local['documents']} documents,"
+          f" {local['instances']} instances;"
           f" --max_seq_length {args.max_seq_length} --dupe_factor {args.dupe_factor};"
           f" {args.workers} workers; median of {args.rounds} rounds")
     print("| engine | wall s | documents/s | instances/s | input MB/s | peak RSS, "

@@ -82,3 +82,24 @@ def assert_layer_round_trip(build_model, inputs, tmp_path, atol=1e-6):
     """Wraps a layer-producing function in a functional model and round-trips it."""
     model = build_model()
     return assert_keras_round_trip(model, inputs, tmp_path, atol)
+
+
+def assert_accumulation_matches_one_batch(build, batch, accumulation=(2, 4), atol=2e-6):
+    """Models from build() with the same initial weights, two SGD updates on `batch` each
+    with gradient_accumulation_steps K: every K in `accumulation` ends with K = 1's
+    weights, which moved."""
+    import tensorflow as tf
+
+    initial = build().get_weights()
+    results = {}
+    for steps in (1, *accumulation):
+        model = build()
+        model.set_weights(initial)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), gradient_accumulation_steps=steps)
+        model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2, verbose=0)
+        results[steps] = model.get_weights()
+    moved = max(np.abs(a - b).max() for a, b in zip(results[1], initial))
+    assert moved > 1e-3
+    for steps in accumulation:
+        for a, b in zip(results[1], results[steps]):
+            np.testing.assert_allclose(a, b, atol=atol)

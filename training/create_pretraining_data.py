@@ -38,6 +38,7 @@ import tempfile
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from albert_keras.data.corpus import CorpusCounts, CorpusError, expand_input_pattern, read_documents
 from albert_keras.data.instances import (InstanceCounts, create_instances, pad_instances,
@@ -105,13 +106,14 @@ class FileResult:
         }
 
     def firsts(self) -> dict[str, int]:
-        """The first skipped and the first long line as place keys (see place_key)."""
-        lines = {"first_invalid": self.corpus.first_invalid, "first_long": self.first_long_line}
-        return {name: place_key(self.index, line) for name, line in lines.items() if line}
+        """The first skipped and the first long line, as named in FIRSTS, as place keys
+        (see place_key)."""
+        lines = zip(FIRSTS, (self.corpus.first_invalid, self.first_long_line))
+        return {name: place_key(self.index, line) for name, line in lines if line}
 
 
-COUNTS = ("documents", "sentences", "invalid_lines", "corpus_tokens", "long_lines",
-          "instances", "swapped", "instance_tokens", "skipped_chunks", "truncated_tokens")
+COUNTS = tuple(FileResult(CorpusCounts(), InstanceCounts()).counts())
+FIRSTS = ("first_invalid", "first_long")
 
 
 def place_key(file_index: int, line: int) -> int:
@@ -242,7 +244,7 @@ def check_run(args) -> tuple[list[str], DataSettings]:
     _validate(args)
     inputs = expand_input_pattern(args.input)
     for path in inputs:
-        if tf_gfile_size(path) == 0:
+        if tf.io.gfile.stat(path).length == 0:
             raise CorpusError(f"{path}: the input file is empty")
     model_proto = read_model_proto(args.spm_model)
     check_special_pieces(model_proto, source=args.spm_model)
@@ -255,22 +257,11 @@ def check_run(args) -> tuple[list[str], DataSettings]:
     return inputs, DataSettings.from_args(args, model_proto)
 
 
-def tf_gfile_size(path: str) -> int:
-    if "://" in path:  # gs:// and other file systems TensorFlow knows, for Beam runners
-        import tensorflow as tf
-
-        return tf.io.gfile.stat(path).length
-    return os.path.getsize(path)
-
-
 def existing_records(output_dir: str) -> list[str]:
-    if "://" in output_dir:
-        import tensorflow as tf
-
-        names = tf.io.gfile.listdir(output_dir) if tf.io.gfile.isdir(output_dir) else []
-    else:
-        names = os.listdir(output_dir) if os.path.isdir(output_dir) else []
-    return sorted(name for name in names if name.endswith(".tfrecord"))
+    """The .tfrecord files in output_dir (local or gs://...), if it exists."""
+    if not tf.io.gfile.isdir(output_dir):
+        return []
+    return sorted(name for name in tf.io.gfile.listdir(output_dir) if name.endswith(".tfrecord"))
 
 
 class Progress:
@@ -279,7 +270,7 @@ class Progress:
     input bytes still to read."""
 
     def __init__(self, inputs: list[str], seconds: float, stream=None):
-        self.sizes = [tf_gfile_size(path) for path in inputs]
+        self.sizes = [tf.io.gfile.stat(path).length for path in inputs]
         self.total_bytes = sum(self.sizes)
         self.seconds, self.stream = seconds, stream or sys.stderr
         self.started = self.last = time.monotonic()
@@ -307,7 +298,7 @@ def _clock(seconds: float) -> str:
 
 def run(args) -> dict:
     """Creates the records; returns the summary counts."""
-    if getattr(args, "runner", "local") != "local":
+    if args.runner != "local":
         from training.pretraining_data_beam import run_beam
 
         return run_beam(args)

@@ -34,12 +34,10 @@ import re
 import string
 import sys
 
+from albert_keras.data.squad import SquadFormatError, load_json
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
-
-
-class SquadDataError(ValueError):
-    """Malformed SQuAD data or predictions; the message names the file and question."""
 
 
 def normalize_answer(text: str) -> str:
@@ -84,17 +82,17 @@ def questions(data: dict, source: str = "the data"):
     try:
         articles = data["data"]
     except (KeyError, TypeError):
-        raise SquadDataError(f"{source}: no top-level 'data' list") from None
+        raise SquadFormatError(f"{source}: no top-level 'data' list") from None
     for a, article in enumerate(articles):
         for p, paragraph in enumerate(article.get("paragraphs", [])):
             for q, qa in enumerate(paragraph.get("qas", [])):
                 where = f"{source}: article {a} ({article.get('title', '?')}), paragraph {p}"
                 if "id" not in qa:
-                    raise SquadDataError(f"{where}, question {q}: no 'id'")
+                    raise SquadFormatError(f"{where}, question {q}: no 'id'")
                 try:
                     golds = [str(answer["text"]) for answer in qa.get("answers", [])]
                 except (KeyError, TypeError):
-                    raise SquadDataError(f"{where}, question {qa['id']}: an answer "
+                    raise SquadFormatError(f"{where}, question {qa['id']}: an answer "
                                          "without 'text'") from None
                 yield qa["id"], golds
 
@@ -110,12 +108,12 @@ def evaluate_v2(data: dict, predictions: dict, na_probs: dict | None = None,
     golds = dict(questions(data, source))
     missing = [qid for qid in golds if qid not in predictions]
     if missing:
-        raise SquadDataError(f"no prediction for {len(missing)} of {len(golds)} questions "
+        raise SquadFormatError(f"no prediction for {len(missing)} of {len(golds)} questions "
                              f"(first: {missing[0]})")
     probs = na_probs if na_probs is not None else {qid: 0.0 for qid in predictions}
     lacking = [qid for qid in golds if qid not in probs]
     if lacking:
-        raise SquadDataError(f"no no-answer score for {len(lacking)} questions "
+        raise SquadFormatError(f"no no-answer score for {len(lacking)} questions "
                              f"(first: {lacking[0]})")
     has_answer = {qid: bool(answers) for qid, answers in golds.items()}
     exact_raw, f1_raw = {}, {}
@@ -173,49 +171,39 @@ def evaluate_v1(data: dict, predictions: dict, source: str = "the data") -> dict
             print(f"Unanswered question {qid} will receive score 0.", file=sys.stderr)
             continue
         if not answers:
-            raise SquadDataError(f"{source}: question {qid} has no answer; v1.1 rules need "
+            raise SquadFormatError(f"{source}: question {qid} has no answer; v1.1 rules need "
                                  "one (use --squad_version 2.0)")
         exact += max(exact_match(text, predictions[qid]) for text in answers)
         f1 += max(f1_v1(text, predictions[qid]) for text in answers)
     if not total:
-        raise SquadDataError(f"{source}: no questions")
+        raise SquadFormatError(f"{source}: no questions")
     return {"exact_match": 100.0 * exact / total, "f1": 100.0 * f1 / total}
-
-
-def read_json(path: str, what: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise SquadDataError(f"{what} not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SquadDataError(f"{path}: not valid JSON ({error})") from None
 
 
 def _string_map(obj, path: str, value_type) -> dict:
     if not isinstance(obj, dict):
-        raise SquadDataError(f"{path}: expected a JSON object of question id -> value")
+        raise SquadFormatError(f"{path}: expected a JSON object of question id -> value")
     for qid, value in obj.items():
         if not isinstance(value, value_type) or isinstance(value, bool):
-            raise SquadDataError(f"{path}: the value for {qid} is {value!r}")
+            raise SquadFormatError(f"{path}: the value for {qid} is {value!r}")
     return obj
 
 
 def evaluate_files(data_path: str, predictions_path: str, na_prob_path: str | None = None,
                    na_prob_thresh: float = 1.0, squad_version: str = "auto") -> dict:
-    data = read_json(data_path, "SQuAD data")
-    predictions = _string_map(read_json(predictions_path, "predictions"),
+    data = load_json(data_path, "SQuAD data")
+    predictions = _string_map(load_json(predictions_path, "predictions"),
                               predictions_path, str)
     if squad_version == "auto":
         squad_version = "1.1" if isinstance(data, dict) and data.get("version") == "1.1" \
             else "2.0"
     if squad_version == "1.1":
         if na_prob_path:
-            raise SquadDataError("--na_prob_file applies to SQuAD 2.0 only")
+            raise SquadFormatError("--na_prob_file applies to SQuAD 2.0 only")
         return evaluate_v1(data, predictions, data_path)
     na_probs = None
     if na_prob_path:
-        na_probs = _string_map(read_json(na_prob_path, "no-answer scores"), na_prob_path,
+        na_probs = _string_map(load_json(na_prob_path, "no-answer scores"), na_prob_path,
                                (int, float))
     return evaluate_v2(data, predictions, na_probs, na_prob_thresh, data_path)
 
@@ -233,7 +221,7 @@ def main(argv=None) -> int:
     try:
         result = evaluate_files(args.data_json, args.predictions_json, args.na_prob_file,
                                 args.na_prob_thresh, args.squad_version)
-    except SquadDataError as error:
+    except SquadFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     indent = None if "exact_match" in result else 2  # each official script's layout

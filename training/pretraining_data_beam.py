@@ -32,24 +32,19 @@ import resource
 import secrets
 
 import apache_beam as beam
+import tensorflow as tf
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from albert_keras.data.corpus import CorpusError
-from training.create_pretraining_data import (COUNTS, FileTask, check_run, output_paths,
-                                              process_file, slice_paths, summarize)
+from training.create_pretraining_data import (COUNTS, FIRSTS, FileTask, check_run,
+                                              output_paths, process_file, slice_paths,
+                                              summarize)
 
 NAMESPACE = "create_pretraining_data"
-FIRSTS = ("first_invalid", "first_long")
 RUNNER_NAMES = {"direct": "DirectRunner", "dataflow": "DataflowRunner",
                 "flink": "FlinkRunner", "spark": "SparkRunner", "portable": "PortableRunner"}
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
 
 
 class ProcessFile(beam.DoFn):
@@ -64,7 +59,7 @@ class ProcessFile(beam.DoFn):
     def process(self, element):
         index, path = element
         folder = posixpath.join(self.staging, f"file-{index:05d}-{secrets.token_hex(4)}")
-        _gfile().makedirs(folder)
+        tf.io.gfile.makedirs(folder)
         task = FileTask(path=path, index=index, settings=self.settings,
                         slice_paths=slice_paths(folder, index, self.num_output_files))
         result = process_file(task)
@@ -102,7 +97,7 @@ class Commit(beam.DoFn):
         self.staging, self.output_dir = staging, output_dir
 
     def process(self, _, shards):
-        gfile = _gfile()
+        gfile = tf.io.gfile
         for shard in sorted(shards):
             target = posixpath.join(self.output_dir, posixpath.basename(shard))
             if not gfile.exists(shard) and gfile.exists(target):
@@ -150,7 +145,7 @@ def build(pipeline, inputs, settings, staging: str, args):
 def run_beam(args) -> dict:
     """Runs the pipeline, waits for it, and returns the local tool's summary."""
     inputs, settings = check_run(args)
-    gfile = _gfile()
+    gfile = tf.io.gfile
     gfile.makedirs(args.output_dir)
     staging = posixpath.join(args.output_dir, f".incomplete-{secrets.token_hex(6)}")
     try:

@@ -37,10 +37,6 @@ class InstanceCounts:
     skipped_chunks: int = 0
     truncated_tokens: int = 0
 
-    def add(self, other: "InstanceCounts"):
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-
 
 def word_start_table(pieces: list[str]) -> np.ndarray:
     """bool [vocab]: whether each piece id starts a whole word."""

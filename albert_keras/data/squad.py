@@ -33,12 +33,13 @@ class SquadExample:
     title: str = ""
 
 
-def _load(path: str):
+def load_json(path: str, what: str = "SQuAD file"):
+    """A JSON file's content; errors name `what` and the path, or the line and column."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        raise SquadFormatError(f"SQuAD file not found: {path}") from None
+        raise SquadFormatError(f"{what} not found: {path}") from None
     except UnicodeDecodeError as error:
         raise SquadFormatError(f"{path}: not valid UTF-8 at byte {error.start}") from None
     except json.JSONDecodeError as error:
@@ -99,7 +100,7 @@ def _skip_or_raise(error: SquadFormatError, skip_invalid: bool, skipped: list | 
 
 def read_squad(path: str, skip_invalid: bool = False, skipped: list | None = None) -> list:
     """The file's questions as SquadExamples, in file order (module docstring)."""
-    data = _load(path)
+    data = load_json(path)
     articles = _list(data, "data", path)
     examples, seen = [], {}
     for a, article in enumerate(articles):
