@@ -97,13 +97,12 @@ class Commit(beam.DoFn):
         self.staging, self.output_dir = staging, output_dir
 
     def process(self, _, shards):
-        gfile = tf.io.gfile
         for shard in sorted(shards):
             target = posixpath.join(self.output_dir, posixpath.basename(shard))
-            if not gfile.exists(shard) and gfile.exists(target):
+            if not tf.io.gfile.exists(shard) and tf.io.gfile.exists(target):
                 continue  # moved by an earlier attempt of this step
-            gfile.rename(shard, target, overwrite=False)
-        gfile.rmtree(self.staging)
+            tf.io.gfile.rename(shard, target, overwrite=False)
+        tf.io.gfile.rmtree(self.staging)
         yield len(shards)
 
 
@@ -145,8 +144,7 @@ def build(pipeline, inputs, settings, staging: str, args):
 def run_beam(args) -> dict:
     """Runs the pipeline, waits for it, and returns the local tool's summary."""
     inputs, settings = check_run(args)
-    gfile = tf.io.gfile
-    gfile.makedirs(args.output_dir)
+    tf.io.gfile.makedirs(args.output_dir)
     staging = posixpath.join(args.output_dir, f".incomplete-{secrets.token_hex(6)}")
     try:
         pipeline = beam.Pipeline(options=pipeline_options(args))
@@ -158,8 +156,8 @@ def run_beam(args) -> dict:
     except Exception as error:
         # The pipeline has stopped (an interrupted launcher, by contrast, leaves a remote
         # job running, and its staging folder with it).
-        if gfile.exists(staging):
-            gfile.rmtree(staging)
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
         raise _corpus_error(error) or error from None
 
     metrics = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
