@@ -10,17 +10,14 @@ Files, one sentence per block (errors name the file and line):
 `tag_column` is 1-based, as column numbers are in the formats' own documentation.
 
 Pieces and windows (the one algorithm that training, evaluation and the exported `tag`
-and `tag_words` signatures share, in TensorFlow ops):
-- each word is tokenized on its own (a word that SentencePiece turns into nothing
-  becomes one <unk>); the first piece of a word carries the word's tag, the other pieces
-  are ignored by the loss and the metrics;
-- a sentence of N pieces is cut into windows of at most C = seq_length - 2 pieces
-  ([CLS] window [SEP]), window k starting at piece k * stride, as many as needed to
-  cover the sentence; sentences are never truncated;
+and `tag_words` signatures share, in TensorFlow ops; the arithmetic is data/windows.py):
+- each word is tokenized on its own; the first piece of a word carries the word's tag,
+  the other pieces are ignored by the loss and the metrics;
+- a sentence is cut into windows of at most C = seq_length - 2 pieces ([CLS] window
+  [SEP]) every `stride` pieces; sentences are never truncated;
 - each word is read in exactly one window: the one where its first piece has the most
-  context, min(pieces left of it, pieces right of it) + 0.01 * window length, the first
-  such window on ties (the reference BERT's _check_is_max_context). Training labels the
-  word there, and prediction takes its tag from there.
+  context (windows.best_windows). Training labels the word there, and prediction takes
+  its tag from there.
 """
 
 from __future__ import annotations
@@ -32,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from albert_keras.data.finetune_dataset import jsonl_rows, utf8_lines
-from albert_keras.special_tokens import UNK_ID
+from albert_keras.data.windows import (best_windows, window_batches, window_counts,
+                                       word_pieces)
 from albert_keras.tokenizer import pack_segments
 
 FORMATS = ("conllu", "conll", "jsonl")
@@ -214,24 +212,19 @@ def word_windows(tokenizer, words: tf.RaggedTensor, seq_length: int, stride: int
     check_window(seq_length, stride)
     capacity = seq_length - 2
     words = words.with_row_splits_dtype(tf.int64)
-    pieces = tokenizer.tokenize(words.flat_values)  # [all words, (pieces)]
+    pieces = word_pieces(tokenizer, words.flat_values)  # [all words, (pieces)]
     piece_counts = tf.cast(pieces.row_lengths(), tf.int32)
-    # A word with no pieces (only characters SentencePiece drops) reads as one <unk>.
-    empty = tf.cast(piece_counts == 0, pieces.row_splits.dtype)
-    pieces = tf.concat([tf.cast(pieces, tf.int32), tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], UNK_ID), empty)], axis=1)
-    piece_counts = tf.maximum(piece_counts, 1)
     sentence_pieces = tf.RaggedTensor.from_row_splits(
         pieces, words.row_splits).merge_dims(1, 2)  # [sentences, (N)]
     lengths = tf.cast(sentence_pieces.row_lengths(), tf.int32)
 
     # Windows: sentence s has 1 + ceil(max(N - C, 0) / stride) of them.
-    window_counts = 1 + (tf.maximum(lengths - capacity, 0) + stride - 1) // stride
-    window_sentence = tf.repeat(tf.range(tf.size(lengths)), window_counts)
-    window_index = tf.ragged.range(window_counts).flat_values  # k within its sentence
+    counts = window_counts(lengths, capacity, stride)
+    window_sentence = tf.repeat(tf.range(tf.size(lengths)), counts)
+    window_index = tf.ragged.range(counts).flat_values  # k within its sentence
     window_start = window_index * stride
     window_end = tf.minimum(window_start + capacity, tf.gather(lengths, window_sentence))
-    first_window = tf.cumsum(window_counts, exclusive=True)  # per sentence
+    first_window = tf.cumsum(counts, exclusive=True)  # per sentence
 
     # The windows' pieces, gathered from the sentences' flat pieces.
     sentence_offset = tf.cast(tf.gather(sentence_pieces.row_splits, window_sentence), tf.int32)
@@ -243,29 +236,14 @@ def word_windows(tokenizer, words: tf.RaggedTensor, seq_length: int, stride: int
     word_sentence = tf.cast(words.value_rowids(), tf.int32)
     word_first = (tf.cumsum(piece_counts, exclusive=True)
                   - tf.cast(tf.gather(sentence_pieces.row_splits, word_sentence), tf.int32))
-    best = _best_windows(word_first, tf.gather(lengths, word_sentence),
-                         tf.gather(window_counts, word_sentence), capacity, stride)
+    best = best_windows(word_first, tf.gather(lengths, word_sentence),
+                        tf.gather(counts, word_sentence), capacity, stride)
     return {
         "features": features,
         "window_sentence": window_sentence,
         "word_window": tf.gather(first_window, word_sentence) + best,
         "word_position": word_first - best * stride + 1,  # + 1: [CLS]
     }
-
-
-def _best_windows(first, length, count, capacity, stride):
-    """For pieces at `first` in sentences of `length` pieces cut into `count` windows:
-    the window index with the most context (module docstring), vectorized over the
-    candidate windows (at most ceil(capacity / stride) hold a piece)."""
-    candidates = -(-capacity // stride)
-    lowest = tf.maximum(0, (first - capacity) // stride + 1)  # first window holding it
-    k = lowest[:, None] + tf.range(candidates)[None, :]
-    start = k * stride
-    end = tf.minimum(start + capacity, length[:, None])  # exclusive
-    holds = (k < count[:, None]) & (start <= first[:, None]) & (first[:, None] < end)
-    context = tf.cast(tf.minimum(first[:, None] - start, end - 1 - first[:, None]), tf.float32)
-    score = tf.where(holds, context + 0.01 * tf.cast(end - start, tf.float32), -1.0)
-    return lowest + tf.cast(tf.argmax(score, axis=1), tf.int32)
 
 
 def window_labels(windows: dict, word_tags) -> dict:
@@ -303,23 +281,14 @@ def tagging_dataset(sentences, tag_ids_per_sentence, tokenizer, seq_length: int,
     every num_input_pipelines-th sentence and batches per replica."""
     words = _ragged([list(s.words) for s in sentences], tf.string)
     tags = _ragged([list(t) for t in tag_ids_per_sentence], tf.int32)
-    dataset = tf.data.Dataset.from_tensor_slices((words, tags))
-    if input_context is not None:
-        dataset = dataset.shard(input_context.num_input_pipelines,
-                                input_context.input_pipeline_id)
-        batch_size = input_context.get_per_replica_batch_size(batch_size)
-    if training:
-        dataset = dataset.shuffle(min(shuffle_buffer, max(len(sentences), 1)), seed=seed)
-    dataset = dataset.ragged_batch(sentences_per_map)
 
     def to_windows(batch_words, batch_tags):
         windows = word_windows(tokenizer, batch_words, seq_length, stride)
         return dict(windows["features"], **window_labels(windows, batch_tags.flat_values))
 
-    dataset = dataset.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    return window_batches(tf.data.Dataset.from_tensor_slices((words, tags)), len(sentences),
+                          to_windows, batch_size, training, input_context, seed,
+                          sentences_per_map, shuffle_buffer)
 
 
 def predict_word_logits(forward, tokenizer, sentences, seq_length: int, stride: int,
