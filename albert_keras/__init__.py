@@ -8,7 +8,8 @@ albert_keras.tokenizer (tensorflow_text) are imported on their own:
 from albert_keras import convert, optimization
 from albert_keras.config import AlbertConfig
 from albert_keras.models import (AlbertBackbone, AlbertClassifier, AlbertPretrainer,
-                                 AlbertQuestionAnswerer, AlbertTagger)
+                                 AlbertQuestionAnswerer, AlbertSquad2Answerer, AlbertTagger)
 
 __all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertConfig", "AlbertPretrainer",
-           "AlbertQuestionAnswerer", "AlbertTagger", "convert", "optimization"]
+           "AlbertQuestionAnswerer", "AlbertSquad2Answerer", "AlbertTagger", "convert",
+           "optimization"]

@@ -3,12 +3,15 @@
     python -m albert_keras.convert --from transformers DIR --output model.keras
     python -m albert_keras.convert --from tf1 model.ckpt-125000 --config albert_config.json \
         --output model.keras
+    python -m albert_keras.convert --from tf1_squad2 model.ckpt-8000 \
+        --config albert_config.json --output squad2.keras
     python -m albert_keras.convert --from keras_hub PRESET_OR_DIR --output backbone.keras
 
 transformers gives an AlbertPretrainer (backbone + MLM and SOP heads), or the task model
 of an AlbertForTokenClassification (AlbertTagger), AlbertForSequenceClassification
 (AlbertClassifier) or AlbertForQuestionAnswering (AlbertQuestionAnswerer) directory; tf1
-gives an AlbertPretrainer;
+gives an AlbertPretrainer; tf1_squad2 a checkpoint of the reference run_squad_v2.py
+(its SQuAD 2.0 head) as an AlbertSquad2Answerer;
 keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
 """
 
@@ -16,7 +19,8 @@ import argparse
 import sys
 
 from albert_keras.atomic_file import atomic_path
-from albert_keras.convert import from_keras_hub, from_tf1_checkpoint, from_transformers
+from albert_keras.convert import (from_keras_hub, from_tf1_checkpoint, from_transformers,
+                                  squad2_answerer_from_tf1_checkpoint)
 
 
 def parse_args(argv=None):
@@ -24,17 +28,17 @@ def parse_args(argv=None):
         prog="python -m albert_keras.convert", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="source", required=True,
-                        choices=("transformers", "tf1", "keras_hub"),
+                        choices=("transformers", "tf1", "tf1_squad2", "keras_hub"),
                         help="the format of INPUT")
     parser.add_argument("input", help="transformers: a save_pretrained directory; tf1: a "
                         "checkpoint prefix; keras_hub: a preset name or directory")
-    parser.add_argument("--config", help="tf1 only: the reference albert_config.json")
+    parser.add_argument("--config", help="tf1 and tf1_squad2: the reference albert_config.json")
     parser.add_argument("--output", required=True, help="where to write the .keras file")
     args = parser.parse_args(argv)
     if not args.output.endswith(".keras"):
         parser.error("--output must end in .keras")
-    if (args.source == "tf1") != (args.config is not None):
-        parser.error("--config is required with --from tf1 and only used there")
+    if args.source.startswith("tf1") != (args.config is not None):
+        parser.error("--config is required with --from tf1 or tf1_squad2 and only used there")
     return args
 
 
@@ -44,6 +48,8 @@ def main(argv=None):
         model = from_transformers(args.input)
     elif args.source == "tf1":
         model = from_tf1_checkpoint(args.input, args.config)
+    elif args.source == "tf1_squad2":
+        model = squad2_answerer_from_tf1_checkpoint(args.input, args.config)
     else:
         model = from_keras_hub(args.input)
     suffix = ".keras" if args.output.endswith(".keras") else ""

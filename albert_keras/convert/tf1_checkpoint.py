@@ -1,4 +1,6 @@
-"""from_tf1_checkpoint: a reference (google-research/albert) TF1 checkpoint -> AlbertPretrainer.
+"""Reference (google-research/albert) TF1 checkpoints -> our models:
+from_tf1_checkpoint (a pretraining checkpoint -> AlbertPretrainer) and
+squad2_answerer_from_tf1_checkpoint (a run_squad_v2.py one -> AlbertSquad2Answerer).
 
 Variable names follow the reference modeling.py (see the project's reference notes):
 bert/embeddings/..., bert/encoder/transformer/group_G/inner_group_K/..., bert/pooler/...,
@@ -17,10 +19,10 @@ import numpy as np
 from albert_keras.config import AlbertConfig
 from albert_keras.convert.weights import (
     ConversionError, Mapping, assign, dense, layer_norm, load_parts)
-from albert_keras.models import AlbertPretrainer
+from albert_keras.models import AlbertPretrainer, AlbertSquad2Answerer
 
 _PROJECTION = "bert/encoder/embedding_hidden_mapping_in"
-# Heads a checkpoint may lack (a fine-tuned one has no cls/ variables).
+# Parts a checkpoint may lack (a fine-tuned one has no cls/ variables).
 _OPTIONAL_PARTS = {
     "pooler": "bert/pooler/*",
     "mlm_head": "cls/predictions/*",
@@ -40,46 +42,99 @@ def from_tf1_checkpoint(checkpoint_prefix, config_json) -> AlbertPretrainer:
     projection is then set to the identity. Heads absent from the checkpoint stay
     freshly initialised, with a warning naming them.
     """
-    import tensorflow as tf
-
-    config = (config_json if isinstance(config_json, AlbertConfig)
-              else AlbertConfig.from_json_file(config_json))
-    origin = os.fspath(checkpoint_prefix)
-    if origin.endswith(".index"):
-        origin = origin[:-len(".index")]
-    try:
-        reader = tf.train.load_checkpoint(origin)
-    except (tf.errors.OpError, ValueError) as error:
-        raise FileNotFoundError(
-            f"{origin}: not a readable TF checkpoint (give the prefix, e.g. "
-            f"model.ckpt-125000): {error}") from error
-    available = {name for name in reader.get_variable_to_shape_map()
-                 if not _is_training_state(name)}
-
-    pretrainer = AlbertPretrainer(config)
-    absent, used = load_parts(
-        _parts(pretrainer), optional=_OPTIONAL_PARTS, read=reader.get_tensor,
-        available=available, origin=origin)
-    if "embedding_projection" in absent:
-        absent.remove("embedding_projection")
-        _set_identity_projection(pretrainer, origin)
-    if absent:
-        heads = ", ".join(f"{part} ({_OPTIONAL_PARTS[part]})" for part in absent)
-        warnings.warn(f"{origin} has no weights for {heads}: left freshly initialised",
-                      stacklevel=2)
-    unused = sorted(available - used)
-    if unused:
-        warnings.warn(f"{origin}: ignoring {len(unused)} variables that AlbertPretrainer "
-                      f"does not have: {', '.join(unused[:10])}", stacklevel=2)
+    checkpoint = _Checkpoint(checkpoint_prefix)
+    pretrainer = AlbertPretrainer(_read_config(config_json))
+    mlm, sop = pretrainer.mlm_head, pretrainer.sop_head
+    checkpoint.load(pretrainer, {
+        **_backbone_parts(pretrainer.backbone),
+        "mlm_head": [*dense("cls/predictions/transform/dense", mlm.dense),
+                     *layer_norm("cls/predictions/transform/LayerNorm", mlm.layer_norm),
+                     Mapping("cls/predictions/output_bias", mlm.output_bias)],
+        "sop_head": [Mapping("cls/seq_relationship/output_weights", sop.dense.kernel,
+                             transpose=True),
+                     Mapping("cls/seq_relationship/output_bias", sop.dense.bias)],
+    })
     return pretrainer
+
+
+def squad2_answerer_from_tf1_checkpoint(checkpoint_prefix, config_json, start_n_top=5,
+                                        end_n_top=5) -> AlbertSquad2Answerer:
+    """Builds an AlbertSquad2Answerer from a checkpoint of the reference's SQuAD 2.0
+    fine-tuning (run_squad_v2.py): the backbone as from_tf1_checkpoint reads it, and the
+    head of squad_utils.create_v2_model, whose tf.layers.dense calls inside the scopes
+    start_logits, end_logits and answer_class name its variables. A checkpoint without
+    them (e.g. a pretrained one: fine-tune from from_tf1_checkpoint(...).backbone
+    instead) is a ConversionError naming the missing variables.
+    """
+    checkpoint = _Checkpoint(checkpoint_prefix)
+    model = AlbertSquad2Answerer(_read_config(config_json), start_n_top=start_n_top,
+                                 end_n_top=end_n_top)
+    head = model.head
+    checkpoint.load(model, {
+        **_backbone_parts(model.backbone),
+        "squad2_head": [
+            *dense("start_logits/dense", head.start_dense),
+            *dense("end_logits/dense_0", head.end_dense_0),
+            *layer_norm("end_logits/LayerNorm", head.end_layer_norm),
+            *dense("end_logits/dense_1", head.end_dense_1),
+            *dense("answer_class/dense_0", head.answer_dense_0),
+            Mapping("answer_class/dense_1/kernel", head.answer_dense_1.kernel),
+        ],
+    })
+    return model
+
+
+def _read_config(config_json) -> AlbertConfig:
+    return (config_json if isinstance(config_json, AlbertConfig)
+            else AlbertConfig.from_json_file(config_json))
+
+
+class _Checkpoint:
+    """A reference checkpoint's variables, less the training state."""
+
+    def __init__(self, checkpoint_prefix):
+        import tensorflow as tf
+
+        origin = os.fspath(checkpoint_prefix)
+        if origin.endswith(".index"):
+            origin = origin[:-len(".index")]
+        try:
+            self.reader = tf.train.load_checkpoint(origin)
+        except (tf.errors.OpError, ValueError) as error:
+            raise FileNotFoundError(
+                f"{origin}: not a readable TF checkpoint (give the prefix, e.g. "
+                f"model.ckpt-125000): {error}") from error
+        self.origin = origin
+        self.available = {name for name in self.reader.get_variable_to_shape_map()
+                          if not _is_training_state(name)}
+
+    def load(self, model, parts: dict[str, list[Mapping]]) -> None:
+        """Assigns the parts (_OPTIONAL_PARTS may be absent: warned about, or for the
+        projection replaced by the identity); warns about variables left unread."""
+        origin = self.origin
+        absent, used = load_parts(
+            parts, optional=_OPTIONAL_PARTS, read=self.reader.get_tensor,
+            available=self.available, origin=origin)
+        if "embedding_projection" in absent:
+            absent.remove("embedding_projection")
+            _set_identity_projection(model.backbone, origin)
+        if absent:
+            heads = ", ".join(f"{part} ({_OPTIONAL_PARTS[part]})" for part in absent)
+            warnings.warn(f"{origin} has no weights for {heads}: left freshly initialised",
+                          stacklevel=3)
+        unused = sorted(self.available - used)
+        if unused:
+            warnings.warn(f"{origin}: ignoring {len(unused)} variables that "
+                          f"{type(model).__name__} does not have: {', '.join(unused[:10])}",
+                          stacklevel=3)
 
 
 def _is_training_state(name: str) -> bool:
     return name in _TRAINING_STATE_NAMES or name.endswith(_TRAINING_STATE_SUFFIXES)
 
 
-def _set_identity_projection(pretrainer: AlbertPretrainer, origin: str) -> None:
-    projection = pretrainer.backbone.embedding.projection
+def _set_identity_projection(backbone, origin: str) -> None:
+    projection = backbone.embedding.projection
     embedding_size, hidden_size = (int(d) for d in projection.kernel.shape)
     if embedding_size != hidden_size:
         raise ConversionError(
@@ -89,9 +144,9 @@ def _set_identity_projection(pretrainer: AlbertPretrainer, origin: str) -> None:
     assign(projection.bias, np.zeros(hidden_size), f"zeros for {_PROJECTION}/bias")
 
 
-def _parts(pretrainer: AlbertPretrainer) -> dict[str, list[Mapping]]:
-    """Reference names -> our variables, grouped into the backbone and optional parts."""
-    backbone = pretrainer.backbone
+def _backbone_parts(backbone) -> dict[str, list[Mapping]]:
+    """Reference names -> the backbone's variables: the required "backbone" part and the
+    optional projection and pooler."""
     config = backbone.config
     embedding, encoder = backbone.embedding, backbone.encoder
     mappings = [
@@ -114,15 +169,8 @@ def _parts(pretrainer: AlbertPretrainer) -> dict[str, list[Mapping]]:
                 *dense(f"{block}/ffn_1/intermediate/output/dense", feed_forward.output_dense),
                 *layer_norm(f"{block}/LayerNorm_1", feed_forward.layer_norm),
             ]
-    mlm, sop = pretrainer.mlm_head, pretrainer.sop_head
     return {
         "backbone": mappings,
         "embedding_projection": dense(_PROJECTION, embedding.projection),
         "pooler": dense("bert/pooler/dense", backbone.pooler.dense),
-        "mlm_head": [*dense("cls/predictions/transform/dense", mlm.dense),
-                     *layer_norm("cls/predictions/transform/LayerNorm", mlm.layer_norm),
-                     Mapping("cls/predictions/output_bias", mlm.output_bias)],
-        "sop_head": [Mapping("cls/seq_relationship/output_weights", sop.dense.kernel,
-                             transpose=True),
-                     Mapping("cls/seq_relationship/output_bias", sop.dense.bias)],
     }

@@ -6,7 +6,8 @@ from albert_keras.models.classifier import AlbertClassifier
 from albert_keras.models.kernels import with_kernels
 from albert_keras.models.pretrainer import AlbertPretrainer
 from albert_keras.models.question_answerer import AlbertQuestionAnswerer
+from albert_keras.models.squad2_answerer import AlbertSquad2Answerer
 from albert_keras.models.tagger import AlbertTagger
 
 __all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertPretrainer", "AlbertQuestionAnswerer",
-           "AlbertTagger", "with_kernels"]
+           "AlbertSquad2Answerer", "AlbertTagger", "with_kernels"]
