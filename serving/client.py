@@ -2,6 +2,8 @@
 
     python -m serving.client --target localhost:8500 --model albert --signature embed \\
         --text "Hello world." [--text_b "..."] [--rest] [--version N]
+    python -m serving.client --target localhost:8500 --model albert_squad \\
+        --signature answer --question "Who?" --context "Ada wrote it."
 
 Both clients return outputs as numpy arrays (strings as bytes), retry with exponential
 backoff while the server is UNAVAILABLE (gRPC) or refuses connections / answers 503
@@ -429,6 +431,14 @@ def words_inputs(rows: list) -> dict:
     return {"words": [words + [""] * (width - len(words)) for words in split]}
 
 
+def answer_inputs(questions: list, contexts: list | None) -> dict:
+    """The answer signature's input from --question and --context values, in pairs."""
+    if not contexts or len(contexts) != len(questions):
+        raise ValueError(f"give one --context per --question ({len(questions)} questions, "
+                         f"{len(contexts or [])} contexts)")
+    return {"question": questions, "context": contexts}
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {key: _jsonable(v) for key, v in value.items()}
@@ -457,6 +467,10 @@ def main(argv=None) -> int:
     parser.add_argument("--words", action="append",
                         help="tag_words: one sentence's words, split by spaces; repeat for a "
                              "batch")
+    parser.add_argument("--question", action="append",
+                        help="answer: a question; repeat for a batch, each with a --context")
+    parser.add_argument("--context", action="append",
+                        help="answer: the text the question's answer is taken from")
     parser.add_argument("--inputs_json", help='any inputs as JSON: {"input_ids": [[2, 3]], ...}')
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--rest", action="store_true", help="use the REST API, not gRPC")
@@ -476,10 +490,16 @@ def main(argv=None) -> int:
                     inputs = json.loads(args.inputs_json)
                 elif args.words:
                     inputs = words_inputs(args.words)
+                elif args.question:
+                    try:
+                        inputs = answer_inputs(args.question, args.context)
+                    except ValueError as error:
+                        parser.error(str(error))
                 elif args.text:
                     inputs = text_inputs(args.signature, args.text, args.text_b)
                 else:
-                    parser.error("give --text, --words or --inputs_json (or --metadata)")
+                    parser.error("give --text, --words, --question or --inputs_json "
+                                 "(or --metadata)")
                 result = client.predict(args.model, args.signature, inputs, args.version)
         except ServingError as error:
             print(json.dumps({"error": error.message, "code": error.code}), file=sys.stderr)

@@ -70,25 +70,32 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
            max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
            model_name: str | None = None, kernels: str = "plain",
            window_stride: int | None = None, allow_vocab_mismatch: bool = False,
-           vocab_source: str = "the SentencePiece model") -> str:
+           vocab_source: str = "the SentencePiece model",
+           null_threshold: float | None = None) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
     vocabulary (named in errors as vocab_source) must have the model's vocab_size
-    pieces unless allow_vocab_mismatch."""
+    pieces unless allow_vocab_mismatch. A question answerer answers with the settings
+    it was fine-tuned with; null_threshold replaces its SQuAD 2.0 null threshold."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
     if not allow_vocab_mismatch:
         check_vocab_size(model_proto, model.config.vocab_size, source=vocab_source)
     export_base = os.path.abspath(export_base)
     model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
-    if max_seq_length is None:  # a tagger tags in the windows it was fine-tuned on
+    answer_settings = dict(getattr(model, "answer_settings", None) or {})
+    if null_threshold is not None:
+        answer_settings["null_threshold"] = float(null_threshold)
+    if max_seq_length is None:  # a tagger or question answerer: the fine-tuning windows
         max_seq_length = (getattr(model, "window_length", None)
+                          or answer_settings.get("max_seq_length")
                           or model.config.max_position_embeddings)
         window_stride = window_stride or getattr(model, "window_stride", None)
     # "plain" by default: TF Serving compiles XLA on CPU only when told to.
     model = with_kernels(model, kernels)
     module = AlbertServingModule(model, model_proto, max_seq_length=max_seq_length,
                                  lower_case=lower_case, top_k=top_k,
-                                 window_stride=window_stride)
+                                 window_stride=window_stride,
+                                 answer_settings=answer_settings)
     os.makedirs(export_base, exist_ok=True)
     if version is None:
         version = next_version(export_base)
@@ -125,6 +132,10 @@ def parse_args(argv=None):
                         help="taggers: pieces between the windows of a long sentence "
                              "(default: the fine-tuning run's with its max_seq_length, "
                              "else half a window)")
+    parser.add_argument("--null_threshold", type=float, default=None,
+                        help="SQuAD 2.0 question answerers: answer \"\" when the no-answer "
+                             "score exceeds this (default: the threshold stored at "
+                             "fine-tuning, the eval file's best F1)")
     parser.add_argument("--cased", action="store_true",
                         help="the vocabulary is cased (do not lowercase text)")
     parser.add_argument("--allow_vocab_mismatch", action="store_true",
@@ -152,7 +163,8 @@ def main(argv=None) -> int:
                       max_seq_length=args.max_seq_length, lower_case=not args.cased,
                       top_k=args.top_k, model_name=args.model_name, kernels=args.kernels,
                       window_stride=args.window_stride,
-                      allow_vocab_mismatch=args.allow_vocab_mismatch, vocab_source=args.spm_model)
+                      allow_vocab_mismatch=args.allow_vocab_mismatch, vocab_source=args.spm_model,
+                      null_threshold=args.null_threshold)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

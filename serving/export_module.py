@@ -13,6 +13,11 @@ A batch of 0 strings gives [0, 2] features and empty outputs.
 SignatureDefs have no optional inputs in TF Serving (every declared input must be sent),
 so "optional text_b" is a sibling signature: embed_pair, classify_pair.
 
+A question answerer's `answer` takes question and context strings and runs the windows
+of albert_keras/data/squad_windows.py and the extraction of data/squad_answers.py,
+the path evaluation runs, with the settings the model was fine-tuned and evaluated
+with (its null threshold among them, which the exporter can override).
+
 A tagger's `tag` splits raw text into words (albert_keras/data/word_split.py) and
 `tag_words` takes words already split ([batch, words], "" as padding); both then run
 the windows of albert_keras/data/tagging.py, the algorithm evaluation runs, with the
@@ -24,9 +29,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 from albert_keras.data import tagging
+from albert_keras.data.squad_answers import extract_answers
+from albert_keras.data.squad_dataset import answering_settings
+from albert_keras.data.squad_windows import squad_windows
 from albert_keras.data.tag_spans import entity_bounds_graph, is_entity_tag_set
 from albert_keras.data.word_split import split_words_graph
-from albert_keras.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertTagger
+from albert_keras.models import (AlbertBackbone, AlbertClassifier, AlbertPretrainer,
+                                 AlbertQuestionAnswerer, AlbertSquad2Answerer, AlbertTagger)
 from albert_keras.special_tokens import CLS_ID, MASK_ID, SEP_ID
 from albert_keras.tokenizer import AlbertTokenizer, pack_segments
 from albert_keras.vocabulary import check_special_pieces
@@ -41,24 +50,28 @@ SIGNATURES = {
     "pretrainer": ("embed", "embed_pair", "encode", "fill_mask", "sentence_order", "tokenize"),
     "classifier": ("classify", "classify_pair", "embed", "embed_pair", "encode", "tokenize"),
     "tagger": ("tag", "tag_words", "embed", "embed_pair", "encode", "tokenize"),
+    "question_answerer": ("answer", "embed", "embed_pair", "encode", "tokenize"),
     "backbone": ("embed", "embed_pair", "encode", "tokenize"),
 }
 
 
 def model_kind(model) -> str:
-    """"pretrainer", "classifier", "tagger" or "backbone", by the model's type."""
+    """"pretrainer", "classifier", "tagger", "question_answerer" or "backbone", by the
+    model's type."""
     if isinstance(model, AlbertPretrainer):
         return "pretrainer"
     if isinstance(model, AlbertClassifier):
         return "classifier"
     if isinstance(model, AlbertTagger):
         return "tagger"
+    if isinstance(model, (AlbertQuestionAnswerer, AlbertSquad2Answerer)):
+        return "question_answerer"
     if isinstance(model, AlbertBackbone):
         return "backbone"
     raise TypeError(
-        "Only AlbertPretrainer, AlbertClassifier, AlbertTagger and AlbertBackbone models can "
-        "be exported, "
-        f"got {type(model).__name__}")
+        "Only AlbertPretrainer, AlbertClassifier, AlbertTagger, AlbertQuestionAnswerer, "
+        f"AlbertSquad2Answerer and AlbertBackbone models can be exported, got "
+        f"{type(model).__name__}")
 
 
 def _valid_utf8(text, shape=(None,)):
@@ -85,7 +98,8 @@ class AlbertServingModule(tf.Module):
     """The exported object: model + tokenizer + one tf.function per signature."""
 
     def __init__(self, model, model_proto: bytes, *, max_seq_length: int,
-                 lower_case: bool = True, top_k: int = 5, window_stride: int | None = None):
+                 lower_case: bool = True, top_k: int = 5, window_stride: int | None = None,
+                 answer_settings: dict | None = None):
         super().__init__(name="albert_serving")
         self.kind = model_kind(model)
         config = model.config
@@ -111,6 +125,9 @@ class AlbertServingModule(tf.Module):
             self.entity_tags = is_entity_tag_set(self.tag_names)
             self.window_stride = window_stride or tagging.default_stride(max_seq_length)
             tagging.check_window(max_seq_length, self.window_stride)
+        if self.kind == "question_answerer":
+            self.window_settings, self.answer_settings = answering_settings(
+                answer_settings or {}, max_seq_length)
 
         self.encode = tf.function(self._encode, input_signature=[_IDS, _IDS, _IDS])
         self.tokenize = tf.function(self._tokenize, input_signature=[_TEXT])
@@ -126,6 +143,8 @@ class AlbertServingModule(tf.Module):
         if self.kind == "tagger":
             self.tag = tf.function(self._tag, input_signature=[_TEXT])
             self.tag_words = tf.function(self._tag_words, input_signature=[_WORDS])
+        if self.kind == "question_answerer":
+            self.answer = tf.function(self._answer, input_signature=[_TEXT, _TEXT])
 
     def signatures(self) -> dict:
         names = SIGNATURES[self.kind]
@@ -326,4 +345,24 @@ class AlbertServingModule(tf.Module):
                 entity_type=entities["type"].to_tensor(""),
                 entity_start=start.to_tensor(-1), entity_end=end.to_tensor(-1),
                 entity_count=tf.cast(start.row_lengths(), tf.int32))
+        return outputs
+
+    # ------------------------------------------------------------ question answering
+    def _answer(self, question, context):
+        """Questions and contexts [batch] -> the answer text, its code-point start and
+        end in the context (-1 for none), its score; SQuAD 2.0 models also the
+        no-answer score (null_odds) and whether the answer is "no answer"."""
+        question, context = _valid_utf8(question), _valid_utf8(context)
+        same_batch = tf.debugging.assert_equal(
+            tf.size(question), tf.size(context),
+            message="question and context must have the same batch size")
+        with tf.control_dependencies([same_batch]):
+            windows = squad_windows(self.tokenizer, question, context, self.window_settings)
+        outputs = self.model(_trim_padding(windows["features"]), training=False)
+        found = extract_answers(windows, outputs, context, self.answer_settings)
+        outputs = {"answer": found["text"], "answer_start": found["start"],
+                   "answer_end": found["end"], "score": found["score"]}
+        if self.answer_settings.version_2:
+            outputs.update(no_answer_score=found["null_odds"],
+                           no_answer=tf.equal(found["start"], -1))
         return outputs

@@ -29,6 +29,8 @@ EXAMPLE_INPUTS = {
     "tag": {"text": _TEXT},
     "tag_words": {"words": np.array([[b"The", b"quick", b"brown", b"fox", b"."],
                                      [b"A", b"short", b"one", b".", b""]])},
+    "answer": {"question": np.array([b"What jumps?", b"Who?"]),
+               "context": np.array([b"The quick brown fox jumps over the lazy dog.", b""])},
     "encode": {
         "input_ids": np.array([[2, 10, 11, 3], [2, 12, 3, 0]], np.int32),
         "segment_ids": np.zeros([2, 4], np.int32),

@@ -64,10 +64,12 @@ def tiny_config():
 
 
 def build_model(kind: str):
-    from albert_keras import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertTagger
+    from albert_keras import (AlbertBackbone, AlbertClassifier, AlbertPretrainer,
+                              AlbertQuestionAnswerer, AlbertSquad2Answerer, AlbertTagger)
 
     keras.utils.set_random_seed({"pretrainer": 1, "classifier": 2, "backbone": 3,
-                                 "tagger": 4}[kind])
+                                 "tagger": 4, "question_answerer": 5,
+                                 "squad2_answerer": 6}[kind])
     config = tiny_config()
     if kind == "pretrainer":
         return AlbertPretrainer(config)
@@ -75,12 +77,16 @@ def build_model(kind: str):
         return AlbertClassifier(config, num_labels=3, label_names=LABEL_NAMES)
     if kind == "tagger":
         return AlbertTagger(config, tag_names=TAG_NAMES)
+    if kind == "question_answerer":
+        return AlbertQuestionAnswerer(config)
+    if kind == "squad2_answerer":
+        return AlbertSquad2Answerer(config)
     return AlbertBackbone(config)
 
 
 def exported(kind: str, kernels: str = "plain"):
-    """(model, export_base, version_dir) for "pretrainer", "classifier", "tagger" or
-    "backbone".
+    """(model, export_base, version_dir) for "pretrainer", "classifier", "tagger",
+    "question_answerer", "squad2_answerer" or "backbone".
 
     The pretrainer and classifier go through the CLI from a saved .keras file, as a user
     would; the backbone through serving.export.export(). kernels="xla_cpu" exports the same

@@ -261,3 +261,26 @@ def test_cli_tags_raw_text_and_split_words(capsys, rest):
         assert out["word_count"] == [3, 1] and out["tags"][1][1:] == ["", ""]
         assert all(tag in ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
                    for tag in out["tags"][0] + out["tags"][1][:1])
+
+
+@pytest.mark.parametrize("rest", [False, True])
+def test_cli_answers_questions(capsys, rest):
+    _, export_base, _ = exported("question_answerer")
+    capsys.readouterr()  # the export's own output
+    context = "Zoë moved to Köln in 1999, said the report."
+    with FakeTfServing(os.path.basename(export_base), export_base) as server:
+        port = server.rest_port if rest else server.grpc_port
+        common = ["--target", f"127.0.0.1:{port}", "--model", server.model_name] + (
+            ["--rest"] if rest else [])
+        assert client_lib.main(common + ["--signature", "answer", "--question", "Where?",
+                                         "--context", context, "--question", "Who?",
+                                         "--context", ""]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert {"answer", "answer_start", "answer_end", "score", "no_answer_score",
+                "no_answer"} <= set(out)
+        for text, answer, start, end in zip([context, ""], out["answer"], out["answer_start"],
+                                            out["answer_end"]):
+            assert text[start:end] == answer
+        assert out["answer"][1] == "" and out["no_answer"][1]
+        with pytest.raises(SystemExit):
+            client_lib.main(common + ["--signature", "answer", "--question", "Where?"])

@@ -44,7 +44,8 @@ def op_types(saved_model_dir: str) -> set:
 @pytest.fixture(scope="module")
 def ops_by_export():
     return {kind: op_types(exported(kind)[2])
-            for kind in ("pretrainer", "classifier", "tagger", "backbone")}
+            for kind in ("pretrainer", "classifier", "tagger", "question_answerer",
+                         "squad2_answerer", "backbone")}
 
 
 def test_only_tensorflow_and_tensorflow_text_ops(ops_by_export):

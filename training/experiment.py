@@ -21,6 +21,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
 # "auto": the host's fastest training kernels (layers.fused_ops.kernels_for_this_host).
 KERNELS = ("auto",) + MODEL_KERNELS
+TASK_TYPES = ("classification", "regression", "tagging", "question_answering")
 
 
 @dataclasses.dataclass
@@ -73,7 +74,8 @@ class TrainingOptions:
     # (exit 2, checkpoints kept); true skips the rest of each damaged file, counted in the
     # log and TensorBoard (a full read of the record files before training finds them).
     # Fine-tuning text files: a line that is not valid UTF-8 is an error naming the file,
-    # line and byte, or with true is skipped (a tagging file: its sentence) and counted.
+    # line and byte, or with true is skipped (a tagging file: its sentence) and counted;
+    # a SQuAD file's invalid question is an error naming it, or with true skipped.
     skip_damaged_records: bool = False
 
     @property
@@ -162,7 +164,9 @@ class PretrainExperiment(TrainingOptions):
 class FinetuneExperiment(TrainingOptions):
     train_file: str = ""
     eval_file: str = ""  # scored after training: OUTPUT_DIR/eval_results.json
-    task_type: str = "classification"  # or "regression", or "tagging" (words' tags)
+    # "classification", "regression", "tagging" (words' tags) or "question_answering"
+    # (SQuAD 1.1 / 2.0 JSON files; seq_length is the window, 384 in the reference).
+    task_type: str = "classification"
     # Classification labels, in class-index order; tagging: the tags (default: those
     # of train_file, sorted).
     label_names: list | None = None
@@ -176,6 +180,18 @@ class FinetuneExperiment(TrainingOptions):
     # holding final_model.keras; empty: a fresh backbone from model_preset.
     init_model: str = ""
     classifier_dropout: float = 0.1
+    # Question answering (albert_keras/data/squad_windows.py, squad_answers.py): the
+    # reference defaults. squad_version "auto": 2.0 when a file has an unanswerable
+    # question. null_threshold (SQuAD 2.0): null: the eval file's best-F1 threshold.
+    # qa_head: "span" (run_squad_v1.py, transformers' AlbertForQuestionAnswering) or
+    # "squad2" (the reference SQuAD 2.0 head: start-conditioned ends, answerability).
+    qa_head: str = "span"
+    squad_version: str = "auto"
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_threshold: float | None = None
     cased: bool = False  # the SentencePiece model was built with --cased
 
     def validate(self, origin: str = "config"):
@@ -190,9 +206,10 @@ class FinetuneExperiment(TrainingOptions):
             path = getattr(self, field)
             if path and not os.path.isfile(path):
                 fail(field, f"no such file {path}")
-        if self.task_type not in ("classification", "regression", "tagging"):
-            fail("task_type", f"use classification, regression or tagging, not "
-                 f"{self.task_type!r}")
+        if self.task_type not in TASK_TYPES:
+            fail("task_type", f"use one of {', '.join(TASK_TYPES)}, not {self.task_type!r}")
+        if self.task_type == "question_answering":
+            self._validate_question_answering(fail)
         if self.task_type == "tagging":
             if self.label_names is not None and (
                     not isinstance(self.label_names, list) or not self.label_names
@@ -213,7 +230,8 @@ class FinetuneExperiment(TrainingOptions):
             if len({str(name) for name in names}) != len(names):
                 fail("label_names", f"labels repeat: {names}")
         elif self.label_names:
-            fail("label_names", "is for classification or tagging; remove it for regression")
+            fail("label_names", f"is for classification or tagging; remove it for "
+                 f"{self.task_type}")
         if self.init_model:
             if os.path.isdir(self.init_model):
                 if not os.path.isfile(os.path.join(self.init_model, "final_model.keras")):
@@ -226,6 +244,23 @@ class FinetuneExperiment(TrainingOptions):
             fail("spm_model", "fine-tuning tokenizes text and needs it")
         if not 0 <= self.classifier_dropout < 1:
             fail("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
+
+
+    def _validate_question_answering(self, fail):
+        if self.qa_head not in ("span", "squad2"):
+            fail("qa_head", f"use span or squad2, not {self.qa_head!r}")
+        if self.squad_version not in ("auto", "1.1", "2.0"):
+            fail("squad_version", f"use auto, 1.1 or 2.0, not {self.squad_version!r}")
+        for name in ("doc_stride", "max_query_length", "n_best_size", "max_answer_length"):
+            if getattr(self, name) < 1:
+                fail(name, f"must be at least 1, got {getattr(self, name)}")
+        if self.seq_length < self.max_query_length + 4:
+            fail("seq_length", f"{self.seq_length} leaves no context after [CLS], "
+                 f"max_query_length ({self.max_query_length}) question pieces and two "
+                 f"[SEP]; use at least {self.max_query_length + 4}")
+        if self.null_threshold is not None and not isinstance(self.null_threshold,
+                                                              (int, float)):
+            fail("null_threshold", f"a number or null, got {self.null_threshold!r}")
 
 
 def check_batch_split(options, replicas: int, strategy_name: str):
@@ -256,6 +291,8 @@ def _parse_value(field: dataclasses.Field, text: str, hints: dict):
         return int(text)
     if kind is float:
         return float(text)
+    if kind == typing.Optional[float]:
+        return None if text.lower() in ("none", "null") else float(text)
     if kind in (dict, list, typing.Optional[list]) or field.name in ("model_overrides", "label_names"):
         return json.loads(text)
     if text.lower() == "none" and field.default is None:

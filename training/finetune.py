@@ -1,14 +1,18 @@
-"""Fine-tune ALBERT for sentence or sentence-pair classification or regression, or for
-word tagging (part of speech, named entities).
+"""Fine-tune ALBERT for sentence or sentence-pair classification or regression, for
+word tagging (part of speech, named entities) or for question answering (SQuAD).
 
     python -m training.finetune --config training/configs/finetune_demo.json [--FIELD VALUE ...]
     python -m training.finetune --config training/configs/tagging_demo.json
+    python -m training.finetune --config training/configs/squad_demo.json
 
 Input: classification and regression read GLUE-style TSV / CSV / JSONL files with the
 columns text_a, optional text_b and label (a name from label_names, or a number for
 regression). Tagging (task_type tagging) reads CoNLL-U, CoNLL-2003-style columns or
 JSONL tokens/tags files (albert_keras/data/tagging.py: the first piece of each word
 carries its tag; long sentences are cut into overlapping windows, not truncated).
+Question answering (task_type question_answering) reads SQuAD 1.1 / 2.0 JSON
+(albert_keras/data/squad_windows.py: long contexts become windows of seq_length
+pieces every doc_stride; training/question_answering.py: EM and F1 each epoch).
 Text is tokenized in-graph.
 The backbone comes from init_model: a .keras file written by training.pretrain
 (AlbertPretrainer) or albert_keras.convert, an AlbertBackbone or AlbertClassifier
@@ -20,8 +24,10 @@ Restarted with the same command after a kill, it resumes from the last checkpoin
 OUTPUT_DIR/checkpoints. Outputs (chief only): OUTPUT_DIR/{experiment.json,
 checkpoints/, logs/ (TensorBoard; logs/eval holds the final eval metrics),
 metrics.csv, eval_results.json, final_model.keras (the AlbertClassifier, which
-serving.export reads; an AlbertTagger for tagging), albert_config.json, spm.model,
-and for tagging eval_predictions.tsv (word, gold tag, predicted tag per line)}.
+serving.export reads; an AlbertTagger for tagging, an AlbertQuestionAnswerer for
+question answering), albert_config.json, spm.model, for tagging eval_predictions.tsv
+(word, gold tag, predicted tag per line), for question answering predictions.json and
+(SQuAD 2.0) null_odds.json in the official formats}.
 """
 
 from __future__ import annotations
@@ -57,16 +63,22 @@ class TaggingData:
 
 
 def check_data(experiment, damaged=None):
-    """Reads and checks the train and eval files (errors name the file and line);
-    returns (the number of training examples, TaggingData or None). With a `damaged`
-    list (skip_damaged_records), lines that are not valid UTF-8 are skipped and
-    described there."""
+    """Reads and checks the train and eval files (errors name the file and line, or
+    the SQuAD article, paragraph and question); returns (the number of training
+    examples, TaggingData, SquadData or None). With a `damaged` list
+    (skip_damaged_records), lines that are not valid UTF-8 (invalid SQuAD questions)
+    are skipped and described there."""
     from albert_keras.data import read_examples
 
-    tagging_data = None
+    task_data = None
     if experiment.task_type == "tagging":
-        tagging_data = TaggingData(experiment, damaged)
-        counts = {"train_file": len(tagging_data.train)}
+        task_data = TaggingData(experiment, damaged)
+        counts = {"train_file": len(task_data.train)}
+    elif experiment.task_type == "question_answering":
+        from training.question_answering import SquadData
+
+        task_data = SquadData(experiment, damaged)
+        counts = {"train_file": len(task_data.train)}
     else:
         counts, pairs = {}, {}
         for field in ("train_file", "eval_file"):
@@ -81,14 +93,15 @@ def check_data(experiment, damaged=None):
     if counts["train_file"] < experiment.global_batch_size:
         raise ValueError(f"field 'train_file': {counts['train_file']} examples, fewer than one "
                          f"global batch ({experiment.global_batch_size})")
-    return counts["train_file"], tagging_data
+    return counts["train_file"], task_data
 
 
-def build_task_model(experiment, vocab_size: int, tagging_data=None):
+def build_task_model(experiment, vocab_size: int, task_data=None):
     """The AlbertClassifier (AlbertTagger for tagging), built in the current strategy
     scope and dtype policy. A loaded backbone is made anew from its config and given
     its weights, whatever model held it (a saved task model's old head is left behind)."""
-    from albert_keras import AlbertBackbone, AlbertClassifier, AlbertTagger
+    from albert_keras import (AlbertBackbone, AlbertClassifier, AlbertQuestionAnswerer,
+                              AlbertSquad2Answerer, AlbertTagger)
     from albert_keras.layers.fused_ops import resolve_kernels
     from training import model_setup
 
@@ -112,11 +125,17 @@ def build_task_model(experiment, vocab_size: int, tagging_data=None):
     backbone = AlbertBackbone(config)
     if saved is not None:
         backbone.set_weights(saved.get_weights())
-    if tagging_data is not None:
-        return AlbertTagger(backbone=backbone, tag_names=tagging_data.tag_names,
+    if experiment.task_type == "question_answering":
+        from training.question_answering import model_answer_settings
+
+        model_class = (AlbertSquad2Answerer if experiment.qa_head == "squad2"
+                       else AlbertQuestionAnswerer)
+        return model_class(backbone=backbone, answer_settings=model_answer_settings(task_data))
+    if experiment.task_type == "tagging":
+        return AlbertTagger(backbone=backbone, tag_names=task_data.tag_names,
                             dropout=experiment.classifier_dropout,
                             window_length=experiment.seq_length,
-                            window_stride=tagging_data.stride)
+                            window_stride=task_data.stride)
     labels = experiment.label_names if experiment.task_type == "classification" else None
     return AlbertClassifier(
         backbone=backbone, num_labels=len(labels) if labels else 1,
@@ -124,18 +143,23 @@ def build_task_model(experiment, vocab_size: int, tagging_data=None):
         label_names=[str(name) for name in labels] if labels else None)
 
 
-def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0, tagging_data=None):
+def build_datasets(experiment, strategy, tokenizer, skip_steps: int = 0, task_data=None):
     """Distributed (train, per-epoch eval or None). Training repeats and skips the
     batches of the steps already trained, so a resumed run sees the same data."""
     from albert_keras.data import finetune_dataset, tagging
+    from albert_keras.data.squad_dataset import squad_dataset
 
     def dataset(path, context, training):
         batch_size = experiment.global_batch_size if training else experiment.eval_batch_size
-        if tagging_data is not None:
-            sentences, ids = ((tagging_data.train, tagging_data.train_ids) if training
-                              else (tagging_data.eval, tagging_data.eval_ids))
+        if experiment.task_type == "question_answering":
+            return squad_dataset(task_data.train if training else task_data.eval, tokenizer,
+                                 task_data.windows, batch_size, training=training,
+                                 input_context=context, seed=experiment.seed)
+        if experiment.task_type == "tagging":
+            sentences, ids = ((task_data.train, task_data.train_ids) if training
+                              else (task_data.eval, task_data.eval_ids))
             return tagging.tagging_dataset(
-                sentences, ids, tokenizer, experiment.seq_length, tagging_data.stride,
+                sentences, ids, tokenizer, experiment.seq_length, task_data.stride,
                 batch_size, training=training, input_context=context, seed=experiment.seed)
         return finetune_dataset(
             path, tokenizer, experiment.seq_length, batch_size,
@@ -180,7 +204,7 @@ def predict(model, experiment, tokenizer):
     return np.concatenate(labels), np.concatenate(outputs)
 
 
-def evaluate_tagging(model, experiment, tokenizer, tagging_data, output_dir: str) -> dict:
+def evaluate_tagging(model, experiment, tokenizer, task_data, output_dir: str) -> dict:
     """Tags every eval sentence (the path the exported tag_words signature takes) and
     scores the words; writes eval_predictions.tsv (word, gold, predicted; a blank line
     between sentences)."""
@@ -193,13 +217,13 @@ def evaluate_tagging(model, experiment, tokenizer, tagging_data, output_dir: str
 
     forward = tf.function(lambda features: model(features, training=False),
                           reduce_retracing=True)
-    names = tagging_data.tag_names
-    predicted = tagging.predict_tags(forward, tokenizer, tagging_data.eval,
-                                     experiment.seq_length, tagging_data.stride, names)
-    gold = [list(sentence.tags) for sentence in tagging_data.eval]
+    names = task_data.tag_names
+    predicted = tagging.predict_tags(forward, tokenizer, task_data.eval,
+                                     experiment.seq_length, task_data.stride, names)
+    gold = [list(sentence.tags) for sentence in task_data.eval]
     with atomic_path(os.path.join(output_dir, "eval_predictions.tsv")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
-            for sentence, tags in zip(tagging_data.eval, predicted):
+            for sentence, tags in zip(task_data.eval, predicted):
                 f.writelines(f"{w}\t{g}\t{p}\n" for w, g, p in zip(sentence.words,
                                                                    sentence.tags, tags))
                 f.write("\n")
@@ -241,7 +265,7 @@ def run(experiment: FinetuneExperiment) -> dict:
     last epoch's logs) with the step. Raises ValueError on a bad
     config or data before training, NonFiniteLossError on a non-finite loss."""
     damaged = [] if experiment.skip_damaged_records else None
-    num_train, tagging_data = check_data(experiment, damaged)
+    num_train, task_data = check_data(experiment, damaged)
 
     from training.strategies import WorkerOutput, build_strategy, is_chief
 
@@ -254,6 +278,7 @@ def run(experiment: FinetuneExperiment) -> dict:
     from training import model_setup
     from training.callbacks import current_step
     from training.metrics import task_metrics
+    from training.question_answering import SquadEvaluation, final_evaluation
 
     model_setup.set_precision(experiment.precision)
     keras.utils.set_random_seed(experiment.seed)
@@ -266,10 +291,10 @@ def run(experiment: FinetuneExperiment) -> dict:
         if damaged is not None:
             report_damaged_lines(damaged, output.path, chief)
         with strategy.scope():
-            model = build_task_model(experiment, tokenizer.vocab_size, tagging_data)
+            model = build_task_model(experiment, tokenizer.vocab_size, task_data)
             classification = experiment.task_type == "classification"
-            loss = None  # the tagger computes its own (models/tagger.py)
-            if experiment.task_type != "tagging":
+            loss = None  # the tagger and question answerer compute their own
+            if experiment.task_type in ("classification", "regression"):
                 loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                         if classification else keras.losses.MeanSquaredError())
             model.compile(
@@ -283,25 +308,34 @@ def run(experiment: FinetuneExperiment) -> dict:
                 model, os.path.join(experiment.output_dir, "checkpoints"))
         callbacks, checkpoints = model_setup.standard_callbacks(
             experiment, checkpoint, output.path)
+        if experiment.task_type == "question_answering" and task_data.eval:
+            callbacks.insert(1, SquadEvaluation(tokenizer, task_data))
 
         train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step,
-                                           tagging_data=tagging_data)
+                                           task_data=task_data)
         print(f"Fine-tuning on {num_train} examples: {experiment.task_type}, "
               f"{experiment.total_steps} steps of {experiment.global_batch_size}", flush=True)
         history = model_setup.fit_to_total_steps(
             model, experiment, train, evaluation, callbacks, checkpoints, step)
         step = current_step(model)
 
-        model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
+        results = None
         if experiment.eval_file and chief:
-            if tagging_data is not None:
-                results = evaluate_tagging(model, experiment, tokenizer, tagging_data,
+            if experiment.task_type == "question_answering":
+                # Before saving: it stores the chosen null threshold in the model.
+                results = final_evaluation(model, tokenizer, task_data, experiment,
                                            output.path)
-                results.update(num_examples=len(tagging_data.eval), step=step)
+                results.update(num_examples=len(task_data.eval), step=step)
+            elif experiment.task_type == "tagging":
+                results = evaluate_tagging(model, experiment, tokenizer, task_data,
+                                           output.path)
+                results.update(num_examples=len(task_data.eval), step=step)
             else:
                 labels, outputs = predict(model, experiment, tokenizer)
                 results = task_metrics(experiment.task_type, labels, outputs)
                 results.update(num_examples=int(len(labels)), step=step)
+        model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
+        if results is not None:
             write_eval_results(results, output.path, step)
             return results
         results = {k: float(v[-1]) for k, v in history.history.items()} if history else {}

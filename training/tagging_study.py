@@ -26,6 +26,8 @@ import os
 import sys
 
 from albert_keras.atomic_file import write_json, write_text
+from training.study_runs import (STARTS, add_study_arguments, finetune_from,
+                                 missing_backbone_files)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREEBANK = os.path.join("training", "datasets", "ud_english_ewt", "en_ewt-ud-dev.conllu")
@@ -68,38 +70,19 @@ def majority_baseline(train_file: str, eval_file: str) -> tuple:
 
 
 def run_one(size, start: str, args, data_dir: str) -> dict:
-    from training import finetune
-    from training.experiment import FinetuneExperiment, load_experiment
-
     name = "train" if size == "all" else f"train_{size}"
     output = os.path.join(args.output_dir, f"{start}_{size}")
-    flags = ["--config", CONFIG, "--output_dir", output,
-             "--train_file", os.path.join(data_dir, f"{name}.conllu"),
-             "--eval_file", os.path.join(data_dir, "dev.conllu"),
-             "--spm_model", os.path.join(args.init_model, "spm.model")]
-    if start == "pretrained":
-        flags += ["--init_model", args.init_model]
-    else:
-        flags += ["--init_model", "",
-                  "--model_config_file", os.path.join(args.init_model, "albert_config.json")]
-    if args.total_steps:
-        flags += ["--total_steps", str(args.total_steps)]
-    experiment = load_experiment(FinetuneExperiment, flags, description="")
     print(f"== {start} weights, {size} training sentences -> {output}", flush=True)
-    return finetune.run(experiment)
+    return finetune_from(start, CONFIG, output, args.init_model, args.total_steps,
+                         train_file=os.path.join(data_dir, f"{name}.conllu"),
+                         eval_file=os.path.join(data_dir, "dev.conllu"))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.tagging_study",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--init_model", default="runs/demo",
-                        help="the pretraining output directory (final_model.keras, "
-                             "spm.model, albert_config.json)")
-    parser.add_argument("--output_dir", default="runs/demo_tagging")
+    add_study_arguments(parser, "runs/demo_tagging")
     parser.add_argument("--treebank", default=os.path.join(ROOT, TREEBANK))
-    parser.add_argument("--total_steps", type=int, default=0,
-                        help="override the config's steps (for a quick look)")
-    parser.add_argument("--prepare_only", action="store_true", help="write the split and stop")
     args = parser.parse_args(argv)
 
     data_dir = os.path.join(args.output_dir, "data")
@@ -107,15 +90,15 @@ def main(argv=None) -> int:
     print("split:", json.dumps(counts), flush=True)
     if args.prepare_only:
         return 0
-    for needed in ("final_model.keras", "spm.model", "albert_config.json"):
-        if not os.path.isfile(os.path.join(args.init_model, needed)):
-            print(f"error: {args.init_model} has no {needed}; run `make demo` first or pass "
-                  f"--init_model", file=sys.stderr)
-            return 2
+    missing = missing_backbone_files(args.init_model)
+    if missing:
+        print(f"error: {args.init_model} has no {', '.join(missing)}; run `make demo` first "
+              f"or pass --init_model", file=sys.stderr)
+        return 2
 
     results = {}
     for size in SIZES:
-        for start in ("pretrained", "random"):
+        for start in STARTS:
             results[f"{start}_{size}"] = run_one(size, start, args, data_dir)
     tag, baseline = majority_baseline(os.path.join(data_dir, "train.conllu"),
                                       os.path.join(data_dir, "dev.conllu"))

@@ -7,8 +7,13 @@ from albert_keras.config import check_kernels
 from albert_keras.models.backbone import AlbertBackbone
 
 
+# The head whose dtype policy a task model was built with, by model: pretrainer,
+# classifier and tagger, question answerer, reference SQuAD 2.0 answerer.
+_HEADS = ("mlm_head", "classifier", "qa_outputs", "head")
+
+
 def with_kernels(model, kernels: str):
-    """`model` (AlbertBackbone, AlbertPretrainer or AlbertClassifier) built anew with
+    """`model` (the backbone or any task model) built anew with
     config.kernels = kernels and given its weights; `model` itself when it already
     computes that way."""
     check_kernels(kernels, "kernels")
@@ -24,7 +29,7 @@ def with_kernels(model, kernels: str):
         copy = new_backbone
     else:
         settings = model.get_config()
-        head = model.mlm_head if hasattr(model, "mlm_head") else model.classifier
+        head = next(getattr(model, name) for name in _HEADS if hasattr(model, name))
         settings.update(backbone=new_backbone, dtype=head.dtype_policy)
         copy = type(model).from_config(settings)
     copy.set_weights(model.get_weights())

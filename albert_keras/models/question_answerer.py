@@ -28,9 +28,13 @@ POSITION_NAMES = ("start_positions", "end_positions")
 @keras.saving.register_keras_serializable(package="albert_keras")
 class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Model):
     """Inputs: the backbone's "input_ids", "segment_ids", "input_mask".
-    Outputs: {"start_logits", "end_logits"}, float32 [batch, seq]."""
+    Outputs: {"start_logits", "end_logits"}, float32 [batch, seq].
+    answer_settings records how the model was fine-tuned and evaluated (the fields of
+    data.squad_windows.WindowSettings and data.squad_answers.AnswerSettings, the null
+    threshold chosen on the dev file among them), so that the exporter answers the way
+    evaluation did (None: unknown)."""
 
-    def __init__(self, config=None, backbone=None, **kwargs):
+    def __init__(self, config=None, backbone=None, answer_settings=None, **kwargs):
         backbone = task_backbone(config, backbone, "AlbertQuestionAnswerer")
         dtype = kwargs.pop("dtype", None)
         inputs = backbone_inputs()
@@ -52,6 +56,7 @@ class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Mode
         self.backbone = backbone
         self.config = backbone.config
         self.qa_outputs = head
+        self.answer_settings = dict(answer_settings) if answer_settings else None
         self.span_accuracy = keras.metrics.Mean(name="span_accuracy")
 
     def _positions(self, x):
@@ -81,6 +86,7 @@ class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Mode
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "answer_settings": self.answer_settings,
                 "name": self.name, "trainable": self.trainable}
 
     @classmethod

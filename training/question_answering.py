@@ -1,0 +1,131 @@
+"""Question answering in training.finetune: the SQuAD files, EM/F1 each epoch, and the
+final predictions in the official formats.
+
+Evaluation runs the path the exported `answer` signature runs (data/squad_dataset.py
+predict_answers: windows, model, extraction in TensorFlow ops) and scores it with
+training.evaluate_squad, the official rules. For SQuAD 2.0 the first pass answers with
+the configured null threshold (0.0 unless null_threshold is set); when null_threshold
+is not set, the threshold with the best F1 on the eval file (best_f1_thresh) is then
+stored in the model and predictions.json is written with it, as the reference does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from albert_keras.atomic_file import write_json
+from albert_keras.data.squad import load_json, read_squad
+from albert_keras.data.squad_answers import AnswerSettings
+from albert_keras.data.squad_dataset import predict_answers
+from albert_keras.data.squad_windows import WindowSettings
+from training import evaluate_squad
+
+
+class SquadData:
+    """The SQuAD files of a fine-tuning run, read and checked, and the settings."""
+
+    def __init__(self, experiment, skipped=None):
+        skip = experiment.skip_damaged_records
+        self.train = read_squad(experiment.train_file, skip_invalid=skip, skipped=skipped)
+        self.eval = (read_squad(experiment.eval_file, skip_invalid=skip, skipped=skipped)
+                     if experiment.eval_file else [])
+        version = experiment.squad_version
+        if version == "auto":
+            version = "2.0" if any(e.is_impossible for e in self.train + self.eval) else "1.1"
+        self.version_2 = version == "2.0"
+        self.windows = WindowSettings(experiment.seq_length, experiment.doc_stride,
+                                      experiment.max_query_length)
+        self.answers = AnswerSettings(
+            experiment.n_best_size, experiment.max_answer_length, self.version_2,
+            experiment.null_threshold if experiment.null_threshold is not None else 0.0)
+        self.eval_data = load_json(experiment.eval_file) if experiment.eval_file else None
+        self.eval_file = experiment.eval_file
+
+
+def model_answer_settings(data: SquadData, answers: AnswerSettings | None = None) -> dict:
+    """The settings an AlbertQuestionAnswerer records (models/question_answerer.py)."""
+    return {**dataclasses.asdict(data.windows), **dataclasses.asdict(answers or data.answers)}
+
+
+def forward_function(model):
+    """model(features) as one tf.function for windows of any count and width."""
+    spec = tf.TensorSpec([None, None], tf.int32)
+    return tf.function(lambda features: model(features, training=False),
+                       input_signature=[{name: spec for name in model.input_names}])
+
+
+def evaluate(model, tokenizer, data: SquadData, answers: AnswerSettings,
+             forward=None) -> tuple:
+    """(official metrics, predictions id -> text, null odds id -> score) on the eval file."""
+    forward = forward or forward_function(model)
+    found = predict_answers(forward, tokenizer, data.eval, data.windows, answers)
+    predictions = {e.qid: a["text"] for e, a in zip(data.eval, found)}
+    if not data.version_2:
+        return evaluate_squad.evaluate_v1(data.eval_data, predictions, data.eval_file), \
+            predictions, None
+    null_odds = {e.qid: a["null_odds"] for e, a in zip(data.eval, found)}
+    # na_prob_thresh inf: exact and f1 score the predictions as written (the null
+    # threshold is already applied); best_* search the thresholds over null_odds.
+    metrics = evaluate_squad.evaluate_v2(data.eval_data, predictions, null_odds,
+                                         na_prob_thresh=float("inf"), source=data.eval_file)
+    return metrics, predictions, null_odds
+
+
+class SquadEvaluation(keras.callbacks.Callback):
+    """EM and F1 on the eval file at the end of every epoch, as val_exact and val_f1
+    in the logs (listed before TensorBoard and CSVLogger, which record them)."""
+
+    def __init__(self, tokenizer, data: SquadData):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.data = data
+        self.forward = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self.data.eval:
+            return
+        if self.forward is None:
+            self.forward = forward_function(self.model)
+        metrics, _, _ = evaluate(self.model, self.tokenizer, self.data, self.data.answers,
+                                 self.forward)
+        logs["val_exact"] = metrics["exact" if self.data.version_2 else "exact_match"]
+        logs["val_f1"] = metrics["f1"]
+
+
+def best_f1_threshold(metrics: dict, null_odds: dict) -> float:
+    """The null threshold with the best F1 (answer "" when null_odds exceeds it). The
+    official search starts from answering nothing and reports 0.0 when nothing beats
+    that, but 0.0 answers every question whose null_odds is below 0: then the threshold
+    goes below all of them."""
+    threshold = float(metrics["best_f1_thresh"])
+    answer_nothing = 100.0 * metrics.get("NoAns_total", 0) / max(metrics["total"], 1)
+    if threshold == 0.0 and metrics["best_f1"] <= answer_nothing and null_odds:
+        threshold = min(null_odds.values()) - 1.0
+    return threshold
+
+
+def final_evaluation(model, tokenizer, data: SquadData, experiment, output_dir: str) -> dict:
+    """Scores the eval file, chooses the null threshold (SQuAD 2.0, when not set: the
+    first pass's best_f1_thresh, then a second pass answers with it), stores the
+    settings in the model and writes predictions.json (id -> text) and null_odds.json
+    (id -> score, SQuAD 2.0). Returns the metrics of the predictions written, with the
+    first pass's best_exact / best_f1 and their thresholds."""
+    forward = forward_function(model)
+    metrics, predictions, null_odds = evaluate(model, tokenizer, data, data.answers, forward)
+    answers = data.answers
+    if data.version_2 and experiment.null_threshold is None:
+        answers = dataclasses.replace(answers, null_threshold=best_f1_threshold(metrics,
+                                                                                null_odds))
+        searched = {k: v for k, v in metrics.items() if k.startswith("best_")}
+        metrics, predictions, null_odds = evaluate(model, tokenizer, data, answers, forward)
+        metrics.update(searched)
+    if data.version_2:
+        metrics["null_threshold"] = answers.null_threshold
+        write_json(os.path.join(output_dir, "null_odds.json"), null_odds)
+    write_json(os.path.join(output_dir, "predictions.json"), predictions, indent=2)
+    model.answer_settings = model_answer_settings(data, answers)
+    return metrics
