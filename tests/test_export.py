@@ -264,10 +264,12 @@ def test_saved_model_cli_lists_documented_signatures():
         assert f"['{tensor}'] tensor_info:\n        dtype: {dtype}" in text, tensor
 
 
-def test_warmup_records_one_per_signature_and_they_run():
-    _, export_base, version_dir = exported("pretrainer")
+@pytest.mark.parametrize("kind, signatures", [("pretrainer", "pretrainer"),
+                                              ("squad2_answerer", "question_answerer")])
+def test_warmup_records_one_per_signature_and_they_run(kind, signatures):
+    _, export_base, version_dir = exported(kind)
     requests = read_warmup_file(os.path.join(version_dir, WARMUP_FILE))
-    assert [r.model_spec.signature_name for r in requests] == list(SIGNATURES["pretrainer"])
+    assert [r.model_spec.signature_name for r in requests] == list(SIGNATURES[signatures])
     assert {r.model_spec.name for r in requests} == {os.path.basename(export_base)}
     loaded = tf.saved_model.load(version_dir)
     for request in requests:

@@ -235,3 +235,21 @@ def test_the_best_f1_threshold_answers_nothing_when_nothing_beats_that():
     # Nothing beats answering nothing: below every null_odds, so that all answer "".
     assert best_f1_threshold({"best_f1_thresh": 0.0, "best_f1": 50.0, "NoAns_total": 5,
                               "total": 10}, {"a": -2.0, "b": 3.0}) == -3.0
+
+
+def test_mirrored_with_accumulation_and_resume(colour_files, tmp_path):
+    """Two CPU replicas, two micro-batches each; a second run of the same command
+    with more steps resumes from the first's checkpoint (a fresh process: the logical
+    CPU devices are set before TensorFlow starts)."""
+    train, dev = colour_files
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "training.finetune",
+               *qa_args(run_dir, train_file=train, eval_file=dev, strategy="mirrored",
+                        num_cpu_devices=2, gradient_accumulation_steps=2, steps_per_epoch=10,
+                        eval_steps=2)]
+    for steps in (10, 20):
+        result = subprocess.run(command + ["--total_steps", str(steps)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert json.loads((run_dir / "eval_results.json").read_text())["step"] == steps
+    assert "Resumed from" in result.stdout and "at step 10" in result.stdout
