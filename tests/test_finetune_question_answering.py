@@ -158,7 +158,9 @@ def test_colour_questions_end_to_end(qa_head, colour_files, tmp_path):
     train, dev = colour_files
     run_dir = tmp_path / "run"
     assert finetune.main(qa_args(run_dir, train_file=train, eval_file=dev, qa_head=qa_head,
-                                 total_steps=300, steps_per_epoch=100,
+                                 # the reference head's three parts learn slower
+                                 total_steps=300 if qa_head == "squad2" else 150,
+                                 steps_per_epoch=100 if qa_head == "squad2" else 50,
                                  learning_rate=0.003)) == 0
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert results["total"] == results["num_examples"] == 80

@@ -131,6 +131,8 @@ def test_gold_spans_of_the_sample_map_to_whole_words(tokenizer, sample):
                                [e.context for e in sample for _ in e.answers],
                                WindowSettings(384, 128, 64), starts, ends)
     assert int((~everything["gold_exact"].numpy()).sum()) == 4  # of 1225 gold answers
+    from training.question_answering import widened_answers
+    assert widened_answers(sample) == (4, 1225)  # the count the fine-tuning log prints
 
 
 def test_a_widened_answer_covers_its_words(tokenizer):

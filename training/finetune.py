@@ -278,7 +278,8 @@ def run(experiment: FinetuneExperiment) -> dict:
     from training import model_setup
     from training.callbacks import current_step
     from training.metrics import task_metrics
-    from training.question_answering import SquadEvaluation, final_evaluation
+    from training.question_answering import (SquadEvaluation, final_evaluation,
+                                             widened_answers)
 
     model_setup.set_precision(experiment.precision)
     keras.utils.set_random_seed(experiment.seed)
@@ -313,6 +314,10 @@ def run(experiment: FinetuneExperiment) -> dict:
 
         train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step,
                                            task_data=task_data)
+        if experiment.task_type == "question_answering":
+            widened, answers = widened_answers(task_data.train)
+            print(f"Gold answers that end inside a word, widened to whole words: {widened} "
+                  f"of {answers}", flush=True)
         print(f"Fine-tuning on {num_train} examples: {experiment.task_type}, "
               f"{experiment.total_steps} steps of {experiment.global_batch_size}", flush=True)
         history = model_setup.fit_to_total_steps(

@@ -46,6 +46,24 @@ class SquadData:
         self.eval_file = experiment.eval_file
 
 
+def widened_answers(examples) -> tuple:
+    """(gold answers that start or end inside a word, all gold answers): the ones that
+    training widens to whole words (data/squad_windows.py), counted for the log."""
+    from albert_keras.data.word_split import split_words
+
+    bounds = {}
+    widened = total = 0
+    for example in examples:
+        if example.context not in bounds:
+            words = split_words(example.context)
+            bounds[example.context] = ({s for _, s, _ in words}, {e for _, _, e in words})
+        starts, ends = bounds[example.context]
+        for text, start in example.answers:
+            total += 1
+            widened += start not in starts or start + len(text) not in ends
+    return widened, total
+
+
 def model_answer_settings(data: SquadData, answers: AnswerSettings | None = None) -> dict:
     """The settings an AlbertQuestionAnswerer records (models/question_answerer.py)."""
     return {**dataclasses.asdict(data.windows), **dataclasses.asdict(answers or data.answers)}
