@@ -84,6 +84,16 @@ def normalize_text_graph(text: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
     return text
 
 
+def code_point_offsets(text: tf.Tensor, byte_offsets: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Byte offsets [batch, (n)] into the strings text [batch] (valid UTF-8) -> int32
+    code-point offsets: how many characters start before each."""
+    _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8")
+    dense_starts = tf.cast(char_starts, tf.int64).to_tensor(tf.int64.max)  # pads sort last
+    dense = tf.cast(byte_offsets, tf.int64).to_tensor(0)
+    chars = tf.searchsorted(dense_starts, dense, side="left", out_type=tf.int32)
+    return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths())
+
+
 # ---------------------------------------------------------------- packing
 def _truncated_lengths(len_a, len_b, budget):
     """Lengths after the reference _truncate_seq_pair: pop from the longer (b on ties)."""
@@ -172,6 +182,17 @@ class _SentencepieceResource(tf.saved_model.experimental.TrackableResource):
         )
 
 
+def _normalized_bytes(tokenizer, chars: tf.Tensor) -> tf.Tensor:
+    """int32 [n]: the UTF-8 length of each single character after normalisation. An
+    ASCII character normalises to one byte (NFKD keeps it, lowercase keeps its length,
+    and whitespace never reaches here), so only the others run the normalisation."""
+    lengths = tf.strings.length(chars, unit="BYTE")
+    other = tf.where(lengths > 1)
+    normalized = tokenizer.normalize(tf.gather_nd(chars, other))
+    return tf.tensor_scatter_nd_update(lengths, other,
+                                       tf.strings.length(normalized, unit="BYTE"))
+
+
 class AlbertTokenizer(tf.Module):
     """In-graph ALBERT tokenizer: normalise, SentencePiece (tensorflow_text's op), pack.
 
@@ -207,6 +228,69 @@ class AlbertTokenizer(tf.Module):
             out_type=tf.int32,
         )
         return tf.RaggedTensor.from_row_splits(values, row_splits, validate=False)
+
+    def tokenize_with_offsets(self, text):
+        """Strings [batch] -> (ids, starts, ends), int32 RaggedTensors [batch, (pieces)]:
+        the pieces of `tokenize` (the same ids) and each piece's span in the raw text, in
+        code points, so that text[start:end] is what the piece was made from.
+
+        SentencePiece never lets a piece cross whitespace, so the text is cut at
+        whitespace into chunks and each chunk is tokenized alone: the same pieces as the
+        whole text. Its offsets are bytes of the normalised chunk; they map back to raw
+        characters because normalisation works character by character (NFKD, dropped
+        marks, lowercase), and `` or '' is first written as '"' plus a mark that
+        normalisation drops, so that each raw character has its own normalised bytes. A
+        piece's span takes in the characters that normalise to nothing after it. A piece
+        made of no character (SentencePiece's lone "▁" before a character it cannot
+        join to it) has start == end.
+        """
+        text = tf.convert_to_tensor(text, tf.string)
+        if text.shape.rank != 1:
+            raise ValueError(f"tokenize_with_offsets takes a batch of strings [batch], got "
+                             f"shape {text.shape}")
+        whitespace, _ = _graph_patterns()
+        chunks, chunk_begin, _ = tf_text.regex_split_with_offsets(text, whitespace + "+")
+        chunk_starts = code_point_offsets(text, chunk_begin).flat_values  # [chunks]
+        raw = tf.strings.regex_replace(chunks.flat_values, "``|''", '"\u0301')
+        normalized = self.normalize(raw)
+        values, splits, begin, end = _sentencepiece_ops.sentencepiece_tokenize_with_offsets_op(
+            self.sentencepiece.resource_handle, normalized,
+            nbest_size=0, alpha=1.0, add_bos=False, add_eos=False, reverse=False,
+            out_type=tf.int32)
+        pieces_per_chunk = tf.RaggedTensor.from_row_splits(values, splits, validate=False)
+        begin, end = tf.cast(begin, tf.int32), tf.cast(end, tf.int32)
+
+        # Every raw character's normalised bytes, numbered across all chunks with one
+        # byte between chunks, so that no piece's span reaches into the next chunk.
+        chars = tf.strings.unicode_split(raw, "UTF-8")  # [chunks, (chars)]
+        char_bytes = _normalized_bytes(self, chars.flat_values)
+        rank_in_chunk = tf.cast(tf.ragged.range(chars.row_lengths()).flat_values, tf.int32)
+        first_in_chunk = tf.cast(tf.equal(rank_in_chunk, 0), tf.int32)
+        char_ends = tf.cumsum(char_bytes + first_in_chunk)  # [all chars], non-decreasing
+        chunk_bytes = tf.reduce_sum(chars.with_flat_values(char_bytes), axis=1)
+        chunk_base = tf.cumsum(chunk_bytes + 1, exclusive=True) + 1
+        piece_chunk = tf.cast(pieces_per_chunk.value_rowids(), tf.int32)
+        base = tf.gather(chunk_base, piece_chunk)
+        limit = tf.gather(chunk_bytes, piece_chunk)
+        first_char = tf.searchsorted(char_ends, base + tf.minimum(begin, limit),
+                                     side="right", out_type=tf.int32)
+        end_char = tf.searchsorted(char_ends, base + tf.minimum(end, limit),
+                                   side="right", out_type=tf.int32)
+        # Raw characters -> code points in the text; a piece of no character sits at the
+        # next one (at most the chunk's last).
+        char_position = (tf.gather(chunk_starts, tf.cast(chars.value_rowids(), tf.int32))
+                         + rank_in_chunk)
+        chunk_last = tf.gather(tf.cast(chars.row_splits[1:], tf.int32) - 1, piece_chunk)
+        starts = tf.gather(char_position, tf.minimum(first_char, chunk_last))
+        ends = tf.where(end_char > first_char,
+                        tf.gather(char_position, tf.maximum(end_char - 1, 0)) + 1, starts)
+
+        def per_text(flat):
+            return tf.RaggedTensor.from_row_splits(
+                pieces_per_chunk.with_flat_values(flat), chunks.row_splits,
+                validate=False).merge_dims(1, 2)
+
+        return per_text(values), per_text(starts), per_text(ends)
 
     def __call__(self, text_a, text_b=None, *, seq_length: int) -> dict[str, tf.Tensor]:
         """Strings [batch] (and [batch]) -> packed int32 features [batch, seq_length]."""

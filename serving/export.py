@@ -71,13 +71,20 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
            model_name: str | None = None, kernels: str = "plain",
            window_stride: int | None = None, allow_vocab_mismatch: bool = False,
            vocab_source: str = "the SentencePiece model",
-           null_threshold: float | None = None) -> str:
+           null_threshold: float | None = None, squad_version: str | None = None) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
     vocabulary (named in errors as vocab_source) must have the model's vocab_size
     pieces unless allow_vocab_mismatch. A question answerer answers with the settings
-    it was fine-tuned with; null_threshold replaces its SQuAD 2.0 null threshold."""
+    it was fine-tuned with; squad_version ("1.1": always answer, "2.0": may answer "")
+    and null_threshold replace them, for a model fine-tuned elsewhere (a converted
+    transformers checkpoint records none and answers as SQuAD 2.0 with threshold 0)."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    if squad_version not in (None, "1.1", "2.0"):
+        raise ValueError(f"squad_version must be 1.1 or 2.0, got {squad_version!r}")
+    if squad_version is not None and model_kind(model) != "question_answerer":
+        raise ValueError(f"squad_version applies to question answerers, not to a "
+                         f"{model_kind(model)}")
     if not allow_vocab_mismatch:
         check_vocab_size(model_proto, model.config.vocab_size, source=vocab_source)
     export_base = os.path.abspath(export_base)
@@ -85,6 +92,8 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
     answer_settings = dict(getattr(model, "answer_settings", None) or {})
     if null_threshold is not None:
         answer_settings["null_threshold"] = float(null_threshold)
+    if squad_version is not None:
+        answer_settings["version_2"] = squad_version == "2.0"
     if max_seq_length is None:  # a tagger or question answerer: the fine-tuning windows
         max_seq_length = (getattr(model, "window_length", None)
                           or answer_settings.get("max_seq_length")
@@ -136,6 +145,10 @@ def parse_args(argv=None):
                         help="SQuAD 2.0 question answerers: answer \"\" when the no-answer "
                              "score exceeds this (default: the threshold stored at "
                              "fine-tuning, the eval file's best F1)")
+    parser.add_argument("--squad_version", choices=("1.1", "2.0"), default=None,
+                        help="question answerers: 1.1 always answers, 2.0 may answer \"\" "
+                             "(default: the fine-tuning run's; a converted model records "
+                             "none and answers as 2.0)")
     parser.add_argument("--cased", action="store_true",
                         help="the vocabulary is cased (do not lowercase text)")
     parser.add_argument("--allow_vocab_mismatch", action="store_true",
@@ -164,7 +177,7 @@ def main(argv=None) -> int:
                       top_k=args.top_k, model_name=args.model_name, kernels=args.kernels,
                       window_stride=args.window_stride,
                       allow_vocab_mismatch=args.allow_vocab_mismatch, vocab_source=args.spm_model,
-                      null_threshold=args.null_threshold)
+                      null_threshold=args.null_threshold, squad_version=args.squad_version)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -94,6 +94,50 @@ def _trim_padding(features):
     return {name: value[:, :width] for name, value in features.items()}
 
 
+def _forward_in_length_groups(model, features, positional: tuple, min_width: int = 2,
+                              group_size: int = 8):
+    """The model's outputs over windows of mixed lengths, as model(_trim_padding(features))
+    gives them, computed in groups of similar length: the windows sorted by length,
+    group_size at a time, each group cut to its own longest window (at least min_width
+    columns). Outputs named in `positional` have a position axis (axis 1); they come back
+    padded with 0 to the batch's width. Padding changes no real position's output (it is
+    masked in attention), so this only skips the work on padding: a batch of short and
+    long windows otherwise pays for every window at the longest one's length."""
+    lengths = tf.reduce_sum(features["input_mask"], axis=1)
+    count = tf.size(lengths)
+    width = tf.maximum(tf.reduce_max(lengths), 2)
+    order = tf.argsort(lengths, stable=True)
+    ordered = {name: tf.gather(value, order) for name, value in features.items()}
+    groups = (count + group_size - 1) // group_size
+    names = None
+
+    def run(begin):
+        part = {name: value[begin:begin + group_size] for name, value in ordered.items()}
+        group_width = tf.minimum(
+            tf.maximum(tf.reduce_max(tf.reduce_sum(part["input_mask"], axis=1)), min_width),
+            width)
+        outputs = model({name: value[:, :group_width] for name, value in part.items()},
+                        training=False)
+        return {name: (tf.pad(value, [[0, 0], [0, width - group_width]])
+                       if name in positional else value)
+                for name, value in outputs.items()}
+
+    # The output names and dtypes, from a trace on no windows (no work at run time).
+    empty = run(count)
+    names = sorted(empty)
+    arrays = [tf.TensorArray(empty[name].dtype, size=groups, infer_shape=False)
+              for name in names]
+
+    def body(i, arrays):
+        outputs = run(i * group_size)
+        return i + 1, [array.write(i, outputs[name]) for array, name in zip(arrays, names)]
+
+    _, arrays = tf.while_loop(lambda i, _: i < groups, body, [tf.constant(0), arrays])
+    restore = tf.math.invert_permutation(order)
+    return {name: tf.gather(tf.cond(groups > 0, array.concat, lambda: empty[name]), restore)
+            for name, array in zip(names, arrays)}
+
+
 class AlbertServingModule(tf.Module):
     """The exported object: model + tokenizer + one tf.function per signature."""
 
@@ -128,6 +172,12 @@ class AlbertServingModule(tf.Module):
         if self.kind == "question_answerer":
             self.window_settings, self.answer_settings = answering_settings(
                 answer_settings or {}, max_seq_length)
+            # The span head's logits have a position axis; the reference head's beam
+            # needs as many positions as it keeps starts and ends.
+            beam = max(getattr(model, "start_n_top", 0), getattr(model, "end_n_top", 0))
+            self._answer_forward = (dict(positional=("start_log_probs",),
+                                         min_width=max(beam, 2)) if beam
+                                    else dict(positional=("start_logits", "end_logits")))
 
         self.encode = tf.function(self._encode, input_signature=[_IDS, _IDS, _IDS])
         self.tokenize = tf.function(self._tokenize, input_signature=[_TEXT])
@@ -358,7 +408,8 @@ class AlbertServingModule(tf.Module):
             message="question and context must have the same batch size")
         with tf.control_dependencies([same_batch]):
             windows = squad_windows(self.tokenizer, question, context, self.window_settings)
-        outputs = self.model(_trim_padding(windows["features"]), training=False)
+        outputs = _forward_in_length_groups(self.model, windows["features"],
+                                            **self._answer_forward)
         found = extract_answers(windows, outputs, context, self.answer_settings)
         outputs = {"answer": found["text"], "answer_start": found["start"],
                    "answer_end": found["end"], "score": found["score"]}

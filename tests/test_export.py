@@ -457,3 +457,55 @@ def test_deploy_files_parse_and_agree():
     allowed = list(params.allowed_batch_sizes)
     assert allowed == sorted(allowed) and allowed[-1] == params.max_batch_size.value
     assert metrics.prometheus_config.enable
+
+
+@pytest.mark.parametrize("kind", ["question_answerer", "squad2_answerer"])
+def test_length_groups_give_the_padded_batchs_outputs(kind):
+    """The answer signature's forward in groups of similar length equals the model on
+    the whole batch cut to its longest window (export_module._forward_in_length_groups)."""
+    from serving.export_module import _forward_in_length_groups, _trim_padding
+
+    model = build_model(kind)
+    rng = np.random.default_rng(0)
+    lengths = np.array([7, 30, 3, 12, 30, 5, 19, 8, 25, 2, 11], np.int32)
+    width = 40
+    positions = np.arange(width)[None]
+    mask = (positions < lengths[:, None]).astype(np.int32)
+    features = {"input_ids": (rng.integers(5, 200, size=(len(lengths), width)) * mask
+                              ).astype(np.int32),
+                "segment_ids": ((positions >= 4) & (mask == 1)).astype(np.int32),
+                "input_mask": mask}
+    plain = model(_trim_padding(features), training=False)
+    settings = (dict(positional=("start_log_probs",), min_width=5)
+                if kind == "squad2_answerer"
+                else dict(positional=("start_logits", "end_logits")))
+    for group_size in (1, 3, 8, 32):
+        grouped = _forward_in_length_groups(model, features, group_size=group_size,
+                                            **settings)
+        assert sorted(grouped) == sorted(plain)
+        for name, value in plain.items():
+            value, got = value.numpy(), grouped[name].numpy()
+            assert got.shape == value.shape, name
+            if name in settings["positional"]:  # real positions only: padding is no output
+                real = mask[:, :value.shape[1]] == 1
+                np.testing.assert_allclose(got[real], value[real], atol=1e-5)
+            elif value.dtype.kind == "i":
+                assert (got == value).all(), name
+            else:
+                np.testing.assert_allclose(got, value, atol=1e-5, err_msg=name)
+    none = _forward_in_length_groups(model, {k: v[:0] for k, v in features.items()},
+                                     **settings)
+    assert all(value.shape[0] == 0 for value in none.values())
+
+
+def test_squad_version_decides_whether_a_converted_answerer_may_answer_nothing(tmp_path):
+    model = build_model("question_answerer")  # records no settings, as from_transformers
+    path = export_lib.export(model, model_proto(), str(tmp_path / "qa"), version=1,
+                             max_seq_length=32, squad_version="1.1")
+    answer = tf.saved_model.load(path).signatures["answer"]
+    out = answer(question=tf.constant(["what?"] * 3),
+                 context=tf.constant(["a b c", "the cat sat on the mat.", "x"]))
+    assert "no_answer" not in out and b"" not in out["answer"].numpy().tolist()
+    with pytest.raises(ValueError, match="question answerers"):
+        export_lib.export(build_model("classifier"), model_proto(), str(tmp_path / "c"),
+                          squad_version="1.1")

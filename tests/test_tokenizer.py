@@ -43,6 +43,54 @@ def test_ids_equal_python_sentencepiece(tokenizer, model_path):
     assert ids[VARIED_TEXT.index("")] == []
 
 
+def _chunks(text):
+    """(start, end) of each whitespace-free run, in code points."""
+    spans, start = [], None
+    for i, char in enumerate(text + " "):
+        if char.isspace() and start is not None:
+            spans.append((start, i))
+            start = None
+        elif not char.isspace() and start is None:
+            start = i
+    return spans
+
+
+def test_offsets_tile_each_chunk_with_the_whole_text_pieces(tokenizer, model_path):
+    processor = spm.SentencePieceProcessor(model_file=model_path)
+    texts = (VARIED_TEXT + EXTRA_TEXT + ["\u0301x a\u200bb ``x'''' y", "``", "(a)b, c."]
+             + [s for d in generated_documents(20, seed=9) for s in d])
+    ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
+    assert ids.to_list() == processor.encode([tok.normalize_text(t) for t in texts])
+    for text, pieces, piece_starts, piece_ends in zip(texts, ids.to_list(), starts.to_list(),
+                                                      ends.to_list()):
+        spans = list(zip(piece_starts, piece_ends))
+        for piece, (start, end) in zip(pieces, spans):
+            assert 0 <= start <= end <= len(text)
+            if processor.id_to_piece(piece) == "\u2581":  # a lone "▁": no letter or digit
+                assert not any(char.isalnum() for char in text[start:end])
+            elif start == end:
+                # A piece that ends inside one character's normalised text ("▁f" of the
+                # ligature "ﬁ"): the character belongs to the next piece.
+                assert len(tok.normalize_text(text[start])) > 1, (text, piece)
+        assert all(e <= s for (_, e), (s, _) in zip(spans, spans[1:]))  # in order, apart
+        for chunk_start, chunk_end in _chunks(text):
+            inside = [(s, e) for s, e in spans if e > s and chunk_start <= s < chunk_end]
+            if not tok.normalize_text(text[chunk_start:chunk_end]):
+                assert not inside
+                continue
+            # Contiguous pieces up to the chunk's end, the first from its first character
+            # that normalises to something; together they normalise to the chunk.
+            assert inside[-1][1] == chunk_end
+            assert all(e == s for (_, e), (s, _) in zip(inside, inside[1:]))
+            assert not tok.normalize_text(text[chunk_start:inside[0][0]])
+            joined = "".join(tok.normalize_text(text[s:e]) for s, e in inside)
+            final_sigma = str.maketrans("\u03c2", "\u03c3")  # its lowercase depends on context
+            assert (joined.translate(final_sigma)
+                    == tok.normalize_text(text[chunk_start:chunk_end]).translate(final_sigma))
+    none = tokenizer.tokenize_with_offsets(tf.constant([], tf.string))
+    assert [part.shape[0] for part in none] == [0, 0, 0]
+
+
 def _reference_truncate(a, b, budget):
     a, b = list(a), list(b)
     while len(a) + len(b) > budget:

@@ -315,8 +315,9 @@ def run(experiment: FinetuneExperiment) -> dict:
         train, evaluation = build_datasets(experiment, strategy, tokenizer, skip_steps=step,
                                            task_data=task_data)
         if experiment.task_type == "question_answering":
-            widened, answers = widened_answers(task_data.train)
-            print(f"Gold answers that end inside a word, widened to whole words: {widened} "
+            widened, answers = widened_answers(task_data.train, tokenizer)
+            print(f"Gold answers that start or end inside a piece, widened to whole pieces: "
+                  f"{widened} "
                   f"of {answers}", flush=True)
         print(f"Fine-tuning on {num_train} examples: {experiment.task_type}, "
               f"{experiment.total_steps} steps of {experiment.global_batch_size}", flush=True)

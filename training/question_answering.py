@@ -46,21 +46,23 @@ class SquadData:
         self.eval_file = experiment.eval_file
 
 
-def widened_answers(examples) -> tuple:
-    """(gold answers that start or end inside a word, all gold answers): the ones that
-    training widens to whole words (data/squad_windows.py), counted for the log."""
-    from albert_keras.data.word_split import split_words
-
+def widened_answers(examples, tokenizer, batch_size: int = 256) -> tuple:
+    """(gold answers that start or end inside a piece, all gold answers): the ones that
+    training widens to whole pieces (data/squad_windows.py), counted for the log."""
+    contexts = sorted({example.context for example in examples})
     bounds = {}
+    for first in range(0, len(contexts), batch_size):
+        batch = contexts[first:first + batch_size]
+        _, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(batch, tf.string))
+        for context, piece_starts, piece_ends in zip(batch, starts.to_list(), ends.to_list()):
+            spans = [(s, e) for s, e in zip(piece_starts, piece_ends) if e > s]
+            bounds[context] = ({s for s, _ in spans}, {e for _, e in spans})
     widened = total = 0
     for example in examples:
-        if example.context not in bounds:
-            words = split_words(example.context)
-            bounds[example.context] = ({s for _, s, _ in words}, {e for _, _, e in words})
-        starts, ends = bounds[example.context]
+        piece_starts, piece_ends = bounds[example.context]
         for text, start in example.answers:
             total += 1
-            widened += start not in starts or start + len(text) not in ends
+            widened += start not in piece_starts or start + len(text) not in piece_ends
     return widened, total
 
 

@@ -1,26 +1,27 @@
 """Question and context -> the windows a question answerer reads, in TensorFlow ops
 (training, evaluation and the exported `answer` signature run this one function).
 
-- The context is split into words with code-point offsets (data/word_split.py: runs of
-  letters and digits, each punctuation mark alone) and each word is tokenized on its own
-  (data/windows.py). So every piece belongs to one word, and a span that starts at a
-  word's first piece and ends at a word's last piece is exactly the text
-  context[word_start:word_end] - no alignment step that can lose answers.
+- The context is tokenized whole, as in pretraining and the reference, with each piece's
+  span in code points (AlbertTokenizer.tokenize_with_offsets). A span from piece i to
+  piece j is the text context[start_i:end_j], so answers are slices of the context with
+  no alignment step that can lose them; like the reference, an answer may start or end
+  inside a word where a piece does.
 - The question is tokenized whole and keeps at most max_query_length pieces.
 - Window layout, as the reference: [CLS] question [SEP] context window [SEP] pad; the
   context window holds C = max_seq_length - 3 - question pieces, one window every
   min(doc_stride, C) pieces (data/windows.py).
 - Candidate spans, per window and position (int32 [windows, max_seq_length], -1 where
-  not a candidate): "start_char", the code-point start of the word whose first piece is
-  there, only in the window that reads that piece best (the reference's max-context
-  rule); "end_char", the code-point end of the word whose last piece is there.
-- Gold spans: a gold answer [start, end) in code points covers the words from the first
+  not a candidate): "start_char", the code-point start of the piece there, only in the
+  window that reads that piece best (the reference's max-context rule); "end_char", the
+  code-point end of the piece there. SentencePiece's lone "▁" (a piece of no character)
+  is never a candidate.
+- Gold spans: a gold answer [start, end) in code points covers the pieces from the first
   that ends after `start` to the last that begins before `end`. Answers whose ends fall
-  inside a word are widened to whole words and counted ("gold_exact" is False); the
-  span's pieces are the first piece of its first word to the last of its last word. A
-  window that does not hold all of them, and every window of an unanswerable question,
-  trains towards [CLS] (start = end = 0) with is_impossible 1, as the reference does for
-  SQuAD 2.0 and also for 1.1 (where no answer is then ever predicted).
+  inside a piece are thereby widened to whole pieces and counted ("gold_exact" is
+  False). A window that does not hold all of the answer's pieces, and every window of an
+  unanswerable question, trains towards [CLS] (start = end = 0) with is_impossible 1, as
+  the reference does for SQuAD 2.0 and also for 1.1 (where no answer is then ever
+  predicted).
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from albert_keras.data.windows import best_windows, window_counts, word_pieces
-from albert_keras.data.word_split import split_words_graph
+from albert_keras.data.windows import best_windows, window_counts
 from albert_keras.tokenizer import pack_segments
 
 
@@ -69,19 +69,17 @@ def squad_windows(tokenizer, questions, contexts, settings: WindowSettings,
         :, :settings.max_query_length]
     question_lengths = tf.cast(question_pieces.row_lengths(), tf.int32)
 
-    words, word_starts, word_ends = split_words_graph(contexts)  # [examples, (words)]
-    words = words.with_row_splits_dtype(tf.int64)
-    pieces = word_pieces(tokenizer, words.flat_values)  # [all words, (pieces)]
-    piece_counts = tf.cast(pieces.row_lengths(), tf.int32)
-    context_pieces = tf.RaggedTensor.from_row_splits(
-        pieces, words.row_splits).merge_dims(1, 2)  # [examples, (N)]
-    lengths = tf.cast(context_pieces.row_lengths(), tf.int32)
-    piece_offset = tf.cast(context_pieces.row_splits[:-1], tf.int32)  # per example
+    context_pieces, piece_starts, piece_ends = tokenizer.tokenize_with_offsets(contexts)
+    context_pieces = context_pieces.with_row_splits_dtype(tf.int32)
+    lengths = context_pieces.row_lengths()
+    examples = tf.size(lengths)
+    piece_offset = context_pieces.row_splits[:-1]  # per example, in the flat pieces
+    flat_starts, flat_ends = piece_starts.flat_values, piece_ends.flat_values
+    has_text = flat_ends > flat_starts  # not SentencePiece's lone "▁"
 
     capacity = length - 3 - question_lengths
     stride = tf.minimum(settings.doc_stride, capacity)
     counts = window_counts(lengths, capacity, stride)
-    examples = tf.size(lengths)
     window_example = tf.repeat(tf.range(examples), counts)
     window_start = (tf.ragged.range(counts).flat_values
                     * tf.gather(stride, window_example))  # in the example's pieces
@@ -94,14 +92,7 @@ def squad_windows(tokenizer, questions, contexts, settings: WindowSettings,
                              tf.gather(context_pieces.flat_values, piece_index),
                              seq_length=length)
 
-    # Per piece (flat over the examples): its word's offsets if it is the word's first
-    # (last) piece, else -1, and the window that reads it best.
-    piece_word = tf.repeat(tf.range(tf.size(piece_counts)), piece_counts)
-    piece_rank = tf.ragged.range(piece_counts).flat_values
-    flat_starts = tf.gather(word_starts.flat_values, piece_word)
-    flat_ends = tf.gather(word_ends.flat_values, piece_word)
-    is_first = piece_rank == 0
-    is_last = piece_rank == tf.gather(piece_counts, piece_word) - 1
+    # Per piece (flat over the examples): the window that reads it best.
     piece_example = tf.cast(context_pieces.value_rowids(), tf.int32)
     in_example = tf.range(tf.size(piece_example)) - tf.gather(piece_offset, piece_example)
     best = (tf.gather(first_window, piece_example) + best_windows(
@@ -111,10 +102,11 @@ def squad_windows(tokenizer, questions, contexts, settings: WindowSettings,
     flat_index = piece_index.flat_values  # the windows' pieces, window after window
     flat_window = tf.cast(piece_index.value_rowids(), tf.int32)
     read_here = tf.equal(tf.gather(best, flat_index), flat_window)
+    candidate = tf.gather(has_text, flat_index)
     start_char = piece_index.with_flat_values(tf.where(
-        tf.gather(is_first, flat_index) & read_here, tf.gather(flat_starts, flat_index), -1))
+        candidate & read_here, tf.gather(flat_starts, flat_index), -1))
     end_char = piece_index.with_flat_values(tf.where(
-        tf.gather(is_last, flat_index), tf.gather(flat_ends, flat_index), -1))
+        candidate, tf.gather(flat_ends, flat_index), -1))
     before_context = tf.gather(question_lengths, window_example) + 2  # [CLS] q [SEP]
     windows = {
         "features": features,
@@ -125,30 +117,29 @@ def squad_windows(tokenizer, questions, contexts, settings: WindowSettings,
     if answer_starts is None:
         return windows
 
-    # Gold spans: the covered words, then their first and last pieces.
+    # Gold spans: the first piece that ends after the answer's start, the last that
+    # begins before its end (pieces with text only).
     answer_starts = tf.cast(answer_starts, tf.int32)
     answer_ends = tf.cast(answer_ends, tf.int32)
+    example_start = tf.gather(answer_starts, piece_example)
+    example_end = tf.gather(answer_ends, piece_example)
+    gold_first = tf.math.unsorted_segment_min(  # int32 max for none
+        tf.where(has_text & (flat_ends > example_start), in_example, tf.int32.max),
+        piece_example, examples)
+    gold_last = tf.math.unsorted_segment_max(
+        tf.where(has_text & (flat_starts < example_end), in_example, -1),
+        piece_example, examples)
+    answerable = (answer_starts >= 0) & (gold_first <= gold_last)
 
-    def words_where(condition):  # per example, how many words meet it
-        return tf.reduce_sum(tf.cast(condition, tf.int32), axis=1)
-
-    first_word = words_where(word_ends <= answer_starts[:, None])
-    last_word = words_where(word_starts < answer_ends[:, None]) - 1
-    word_counts = tf.cast(words.row_lengths(), tf.int32)
-    answerable = (answer_starts >= 0) & (first_word <= last_word) & (last_word < word_counts)
-
-    def take(values, index):  # values[index] where answerable, else -1 (no words: no gather)
+    def take(values, flat):  # values[flat] where answerable, else -1 (no pieces: no gather)
         padded = tf.concat([values, [-1]], axis=0)
-        return tf.gather(padded, tf.where(answerable, index, tf.size(values)))
+        return tf.gather(padded, tf.where(answerable, flat, tf.size(values)))
 
-    word_offset = tf.cast(words.row_splits[:-1], tf.int32)
-    word_first_piece = tf.cumsum(piece_counts, exclusive=True)  # flat over examples
-    first_flat = take(word_first_piece, word_offset + first_word)
-    last_flat = take(word_first_piece + piece_counts - 1, word_offset + last_word)
-    gold_first = first_flat - piece_offset
-    gold_last = last_flat - piece_offset
-    gold_exact = (answerable & tf.equal(take(flat_starts, first_flat), answer_starts)
-                  & tf.equal(take(flat_ends, last_flat), answer_ends))
+    gold_first = tf.where(answerable, gold_first, 0)
+
+    gold_exact = (answerable
+                  & tf.equal(take(flat_starts, piece_offset + gold_first), answer_starts)
+                  & tf.equal(take(flat_ends, piece_offset + gold_last), answer_ends))
 
     holds = (tf.gather(answerable, window_example)
              & (window_start <= tf.gather(gold_first, window_example))

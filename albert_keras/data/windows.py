@@ -2,8 +2,9 @@
 answering share, in TensorFlow ops (training, evaluation and exported signatures all
 run it).
 
-- Each word is tokenized on its own; a word that SentencePiece turns into nothing
-  becomes one <unk>, so that every word owns at least one piece.
+- For tagging, each word is tokenized on its own (word_pieces); a word that
+  SentencePiece turns into nothing becomes one <unk>, so that every word owns at least
+  one piece. Question answering tokenizes the context whole (squad_windows.py).
 - A text of N pieces is read in windows of at most C pieces (the window's capacity),
   window k starting at piece k * stride, as many as needed to cover the text:
   1 + ceil(max(N - C, 0) / stride) windows. Texts are never truncated.

@@ -21,7 +21,7 @@ import unicodedata
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from albert_keras.tokenizer import regex_class
+from albert_keras.tokenizer import code_point_offsets, regex_class
 
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
                (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
@@ -73,14 +73,4 @@ def split_words_graph(text: tf.Tensor):
     [batch, (words)]): `split_words` in the graph."""
     delimiters, kept = _patterns()
     words, begin, end = tf_text.regex_split_with_offsets(text, delimiters, kept)
-    # Byte offsets -> code-point offsets: count the characters that start before them.
-    _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8")
-    char_starts = tf.cast(char_starts, tf.int64)
-    dense_starts = char_starts.to_tensor(tf.int64.max)  # padding sorts after every offset
-
-    def to_chars(offsets):
-        dense = tf.cast(offsets, tf.int64).to_tensor(0)
-        chars = tf.searchsorted(dense_starts, dense, side="left", out_type=tf.int32)
-        return tf.RaggedTensor.from_tensor(chars, lengths=offsets.row_lengths())
-
-    return words, to_chars(begin), to_chars(end)
+    return words, code_point_offsets(text, begin), code_point_offsets(text, end)
