@@ -60,13 +60,21 @@ def time_calls(fn, n: int) -> list:
 
 # ------------------------------------------------------------------ driver side
 class Worker:
-    def __init__(self, name: str, argv: list, env: dict | None = None):
+    def __init__(self, name: str, argv: list, env: dict | None = None,
+                 python: str = sys.executable):
+        """A worker process: `python argv` in the repository root, stderr to
+        $BENCH_LOG_DIR/bench-<name>.log. python: another environment's interpreter runs
+        without this one's PYTHONPATH, VIRTUAL_ENV and PYTHONHOME."""
         self.name = name
         self.log = open(os.path.join(os.environ.get("BENCH_LOG_DIR", "/tmp"),
                                      f"bench-{name}.log"), "w")
+        environment = dict(os.environ)
+        if python != sys.executable:
+            for key in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+                environment.pop(key, None)
         self.proc = subprocess.Popen(
-            [sys.executable] + argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, env=dict(os.environ, **(env or {})))
+            [python] + argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, env=dict(environment, **(env or {})))
 
     def request(self, op: str, **kwargs) -> dict:
         self.proc.stdin.write(json.dumps(dict(op=op, **kwargs)) + "\n")
@@ -90,18 +98,39 @@ class Worker:
         return result
 
 
+# The CPU features that decide matmul speed, as /proc/cpuinfo names them: x86's
+# "flags" (AVX2 and FMA; AVX-512 and its bf16 and fp16 instructions; AMX tiles) and
+# Arm's "Features" (NEON is asimd; SVE; the bf16 and int8 matrix instructions).
+VECTOR_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile",
+                   "amx_bf16", "amx_int8", "asimd", "sve", "sve2", "bf16", "i8mm")
+
+
+def cpu_description(cpuinfo: str, cores: int) -> str:
+    """"<model>, <cores> cores (<features>)" from the text of /proc/cpuinfo: the
+    VECTOR_FEATURES its first flags (or Features) line lists, upper-cased."""
+    model = flags = None
+    for line in cpuinfo.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and model is None:
+            model = value
+        elif key in ("flags", "Features") and flags is None:
+            flags = value.split()
+    if flags is None:
+        features = "CPU features unknown"
+    else:
+        found = [f.upper() for f in VECTOR_FEATURES if f in flags]
+        features = ", ".join(found) or "none of " + ", ".join(f.upper() for f in VECTOR_FEATURES)
+    return f"{model or 'unknown CPU'}, {cores} cores ({features})"
+
+
 def machine() -> str:
     import tensorflow as tf  # noqa: imported late: the driver itself stays light
-    cpu = "unknown CPU"
+    cpuinfo = ""
     if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()]
+        with open("/proc/cpuinfo") as f:
+            cpuinfo = f.read()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores ({', '.join(isa)}), {mem:.0f} GiB RAM, "
+    return (f"{cpu_description(cpuinfo, os.cpu_count())}, {mem:.0f} GiB RAM, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
             f"TensorFlow {tf.__version__}, load average at start {os.getloadavg()[0]:.1f}")
 

@@ -49,8 +49,9 @@ postprocess re-run on its own windows and logits (recorded by a forward hook), t
 extraction's rules one at a time on those same logits, then our windows
 (transformers-5+our-extraction, asked only for the questions that get that far) and
 last TensorFlow's forward pass (ours). Also compared: the pipeline's pieces with our
-tokenizer's, the text tokenized whole and each word alone (as our windows read it).
-Random weights: see BENCHMARKS.md for what the figure does and does not say.
+tokenizer's as our windows read the text (tokenized whole), and the pieces' character
+spans. The chain and the classification: benchmarks/qa_agreement.py. Random weights:
+see BENCHMARKS.md for what the figure does and does not say.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks import harness  # noqa: E402  (standard library only: runs in every env)
+from benchmarks.qa_agreement import (  # noqa: E402  (numpy: every env has it)
+    CONTENDERS, OURS, PIPELINE, TRANSFORMERS5, agreement, print_agreement,
+    tokenization_check)
 
 SPM_MODEL = "runs/demo/spm.model"
 SQUAD_SAMPLE = "training/datasets/squad2_sample/squad2-sample.json"
@@ -82,38 +86,6 @@ ANSWERS = dict(n_best_size=20, max_answer_length=30, version_2=True, null_thresh
 PIPELINE_ARGS = dict(max_seq_len=384, doc_stride=128, max_question_len=64, max_answer_len=30,
                      handle_impossible_answer=True, top_k=1)
 BATCH = 32
-
-OURS = "ours"
-PIPELINE = "transformers-4.57-pipeline"
-TRANSFORMERS5 = "transformers-5+our-extraction"
-CONTENDERS = (OURS, PIPELINE, TRANSFORMERS5)
-
-# The chain from the pipeline's answer to ours, one change at a time (`ladder_answer`
-# computes states 1-5 on the pipeline's own windows and logits; "inputs" swaps in our
-# windows, torch logits: transformers-5+our-extraction; "numerics" swaps PyTorch for
-# TensorFlow: ours). A difference is put down to the first change after which the
-# answer text is no longer the pipeline's.
-LADDER = (
-    ("port", "the pipeline's postprocess re-run on its own windows and logits "
-             "(a check: it must change nothing)"),
-    ("merge", "no summing of the scores of candidates with the same text: the pipeline "
-              "adds up the probabilities of its 12 best spans per window that widen to "
-              "the same text (case-insensitively), across windows too"),
-    ("word_bounds", "spans start at the first piece and end at the last piece of a word "
-                    "(data/word_split.py: punctuation marks are words of their own) and "
-                    "answer exactly those words; the pipeline takes any piece and widens "
-                    "the span to whole whitespace-delimited words, its offsets taking in "
-                    "the space before a word"),
-    ("n_best", "only the 20 highest start and the 20 highest end logits of a window "
-               "(over all its positions, question and [CLS] included) make spans"),
-    ("max_context", "a span starts only in the window that reads its first piece best"),
-    ("logits", "candidates and the no-answer score compared as logit sums across windows "
-               "(the no-answer decision: least [CLS] start+end logit minus the best span's "
-               "> 0.0) instead of per-window softmax probabilities"),
-    ("inputs", "our windows: each word tokenized on its own, window starts doc_stride "
-               "pieces apart, questions cut to 64 pieces (transformers-5+our-extraction)"),
-    ("numerics", "TensorFlow's forward pass instead of PyTorch's (ours)"),
-)
 
 
 # ------------------------------------------------------------------ preparation
@@ -404,457 +376,6 @@ def worker(args):
     harness.serve({"run": run, "agree": agree})
 
 
-class EnvWorker(harness.Worker):
-    """harness.Worker, run by another environment's python."""
-
-    def __init__(self, name: str, python: str, argv: list, env: dict | None = None):
-        self.name = name
-        self.log = open(os.path.join(os.environ.get("BENCH_LOG_DIR", "/tmp"),
-                                     f"bench-{name}.log"), "w")
-        environment = {k: v for k, v in os.environ.items()
-                       if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        self.proc = subprocess.Popen(
-            [python] + argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, env=dict(environment, **(env or {})))
-
-
-# ------------------------------------------------------------------ the pipeline's rule
-def masked_softmax(logits, p_mask):
-    """select_starts_ends' normalisation: [1, L] float32 logits, p_mask int [1, L]
-    (1: not a candidate, [CLS] 0) -> probabilities over the candidates and [CLS]."""
-    import numpy as np
-    allowed = np.abs(np.asarray(p_mask) - 1) & np.ones_like(p_mask)
-    x = np.where(allowed == 0.0, -10000.0, np.asarray(logits, np.float32))
-    x = np.exp(x - x.max(axis=-1, keepdims=True))
-    return x / x.sum(), allowed
-
-
-def decode_spans(start, end, topk, max_answer_len, desired):
-    """transformers 4.57's decode_spans, verbatim in effect."""
-    import numpy as np
-    outer = np.matmul(np.expand_dims(start, -1), np.expand_dims(end, 1))
-    candidates = np.tril(np.triu(outer), max_answer_len - 1)
-    scores_flat = candidates.flatten()
-    if topk == 1:
-        idx_sort = [np.argmax(scores_flat)]
-    elif len(scores_flat) < topk:
-        idx_sort = np.argsort(-scores_flat)
-    else:
-        idx = np.argpartition(-scores_flat, topk)[0:topk]
-        idx_sort = idx[np.argsort(-scores_flat[idx])]
-    starts, ends = np.unravel_index(idx_sort, candidates.shape)[1:]
-    keep = np.isin(starts, desired.nonzero()) & np.isin(ends, desired.nonzero())
-    starts, ends = starts[keep], ends[keep]
-    return starts, ends, candidates[0, starts, ends]
-
-
-def pipeline_answer(windows: list, context: str, top_k=1, max_answer_len=30,
-                    handle_impossible_answer=True) -> dict:
-    """The 4.57 pipeline's postprocess (fast tokenizer, align_to_words) on the windows a
-    dump recorded: per window "start"/"end" logits, "p_mask", "offsets" and "words"
-    (the character span of each token's whitespace word, None to fall back)."""
-    import numpy as np
-    min_null_score, answers = 1000000, []
-    for w in windows:
-        p_mask = np.asarray([w["p_mask"]], np.int64)
-        start, desired = masked_softmax([w["start"]], p_mask)
-        end, _ = masked_softmax([w["end"]], p_mask)
-        if handle_impossible_answer:
-            min_null_score = min(min_null_score, (start[0, 0] * end[0, 0]).item())
-        start[0, 0] = end[0, 0] = 0.0
-        starts, ends, scores = decode_spans(start, end, top_k * 2 + 10, max_answer_len, desired)
-        for s, e, score in zip(starts, ends, scores):
-            if w["words"][s] is None or w["words"][e] is None:
-                first, last = w["offsets"][s][0], w["offsets"][e][1]
-            else:
-                first, last = w["words"][s][0], w["words"][e][1]
-            text = context[first:last]
-            same = [a for a in answers if a["text"].lower() == text.lower()]
-            if same:
-                same[0]["score"] += score.item()
-            else:
-                answers.append(dict(text=text, start=first, end=last, score=score.item()))
-    if handle_impossible_answer:
-        answers.append(dict(text="", start=0, end=0, score=min_null_score))
-    return sorted(answers, key=lambda a: a["score"], reverse=True)[0]
-
-
-# ------------------------------------------------------------------ the ladder
-def word_bounds(offsets, context: str, words) -> tuple:
-    """Per token (offsets into the context, [0, 0] for special tokens), in our words'
-    terms (words: [(start, end)], data/word_split.py): the code-point start of the word
-    the token is the first piece of, else -1; the end of the word it is the last piece
-    of, else -1. A token's leading spaces are skipped; a token that is only a space (a
-    lone "\u2581") is the first piece of the word right after it, as in our windows
-    (a word tokenized alone starts with that piece), and the token after it then is not."""
-    starts = {s for s, _ in words}
-    ends = {e for _, e in words}
-    first, last, claimed = [], [], None
-    for a, b in offsets:
-        while a < b and context[a].isspace():
-            a += 1
-        if a == b and b > 0 and b in starts and b != claimed:  # a lone space piece
-            first.append(b)
-            claimed = b
-        else:
-            first.append(a if a < b and a in starts and a != claimed else -1)
-            claimed = None
-        last.append(b if b > a and b in ends else -1)
-    return first, last
-
-
-def context_starts(windows: list, stride: int) -> list:
-    """The index, in the whole context's pieces, of each pipeline window's first context
-    piece: windows overlap by `stride` pieces (transformers' overflowing tokens)."""
-    pieces = [[t for t, s in zip(w["input_ids"], w["sequence_ids"]) if s == 1] for w in windows]
-    starts = [0]
-    for previous, current in zip(pieces, pieces[1:]):
-        overlap = min(stride, len(previous))
-        if previous[len(previous) - overlap:] != current[:overlap]:
-            raise ValueError("pipeline windows do not overlap by doc_stride pieces")
-        starts.append(starts[-1] + len(previous) - overlap)
-    return starts
-
-
-def best_windows(window_starts: list, window_lengths: list, total: int) -> list:
-    """For each of `total` pieces, the window that reads it best: the most context,
-    min(left, right) + 0.01 * window length, the first such window on ties (the
-    reference _check_is_max_context, as data/windows.py)."""
-    best = []
-    for piece in range(total):
-        scores = [min(piece - s, s + n - 1 - piece) + 0.01 * n if s <= piece < s + n else -1
-                  for s, n in zip(window_starts, window_lengths)]
-        best.append(max(range(len(scores)), key=lambda k: (scores[k], -k)))
-    return best
-
-
-def top_positions(logits, n) -> list:
-    """The n highest positions, highest first, the lower position first on ties
-    (extract_answers_python's order)."""
-    return sorted(range(len(logits)), key=lambda i: -logits[i])[:n]
-
-
-def ladder_answer(windows: list, context: str, state: int, n_best=20, max_answer_len=30,
-                  null_threshold=0.0) -> dict:
-    """The answer after the first `state` changes of LADDER (1: "merge" ... 5: "logits"),
-    with "pair": the (window, start, end) positions of the best span (None if none).
-    windows: per window "start"/"end" logits, "p_mask" (1: not context, [CLS] 0),
-    "words" and "offsets" (the pipeline's widening), "start_char"/"end_char" (our word
-    bounds, -1 where none) and "best" (whether this window reads each token best).
-    Ties: the first in position order (states 1-2, as the pipeline's argmax) or in
-    start-rank-major order (3-5, as extract_answers_python); then the earlier window."""
-    import numpy as np
-    best, best_score, null_scores, pair = None, -np.inf, [], None
-    for k, w in enumerate(windows):
-        p_mask = np.asarray([w["p_mask"]], np.int64)
-        start_logits = np.asarray(w["start"], np.float32)
-        end_logits = np.asarray(w["end"], np.float32)
-        if state >= 5:
-            start, end = start_logits, end_logits
-            null_scores.append(start[0] + end[0])
-        else:
-            start = masked_softmax([start_logits], p_mask)[0][0]
-            end = masked_softmax([end_logits], p_mask)[0][0]
-            null_scores.append((start[0] * end[0]).item())
-        positions = np.arange(len(start))
-        can_start = (p_mask[0] == 0) & (positions > 0)
-        can_end = can_start.copy()
-        if state >= 2:
-            can_start &= np.asarray(w["start_char"]) >= 0
-            can_end &= np.asarray(w["end_char"]) >= 0
-        if state >= 4:
-            can_start &= np.asarray(w["best"], bool)
-        if state >= 3:
-            order_s = np.asarray(top_positions(start_logits, n_best))
-            order_e = np.asarray(top_positions(end_logits, n_best))
-        else:
-            order_s = order_e = positions
-        s, e = order_s[:, None], order_e[None, :]
-        valid = can_start[s] & can_end[e] & (e >= s) & (e - s < max_answer_len)
-        scores = start[s] + end[e] if state >= 5 else start[s] * end[e]
-        scores = np.where(valid, scores, -np.inf)
-        flat = int(np.argmax(scores))
-        score = scores.flat[flat]
-        if not score > best_score:
-            continue
-        best_score = score
-        s, e = int(order_s[flat // len(order_e)]), int(order_e[flat % len(order_e)])
-        pair = (k, s, e)
-        if state >= 2:
-            best = (w["start_char"][s], w["end_char"][e])
-        elif w["words"][s] is None or w["words"][e] is None:
-            best = (w["offsets"][s][0], w["offsets"][e][1])
-        else:
-            best = (w["words"][s][0], w["words"][e][1])
-    if state >= 5:
-        null = best is None or np.float32(min(null_scores) - best_score) > null_threshold
-    else:
-        null = best is None or min(null_scores) > best_score
-    if null:
-        return dict(text="", start=-1, end=-1, pair=pair)
-    return dict(text=context[best[0]:best[1]], start=int(best[0]), end=int(best[1]), pair=pair)
-
-
-def pipeline_windows_for_ladder(windows: list, context: str, words: list, stride: int) -> list:
-    """The pipeline's windows with what ladder_answer needs of ours: our word bounds and
-    the max-context flags, per token."""
-    starts = context_starts(windows, stride)
-    lengths = [sum(1 for s in w["sequence_ids"] if s == 1) for w in windows]
-    best = best_windows(starts, lengths, starts[-1] + lengths[-1])
-    out = []
-    for k, w in enumerate(windows):
-        first, last = word_bounds(w["offsets"], context, words)
-        is_context = [s == 1 for s in w["sequence_ids"]]
-        index, seen = [], 0
-        for c in is_context:
-            index.append(starts[k] + seen)
-            seen += c
-        out.append(dict(w, start_char=[f if c else -1 for f, c in zip(first, is_context)],
-                        end_char=[e if c else -1 for e, c in zip(last, is_context)],
-                        best=[c and best[i] == k for i, c in zip(index, is_context)]))
-    return out
-
-
-def our_windows_for_ladder(windows: list) -> list:
-    """transformers-5+our-extraction's dumped windows in ladder_answer's terms: our
-    start_char already holds the max-context rule."""
-    out = []
-    for w in windows:
-        sep = w["input_ids"].index(3)  # the first [SEP]: the context follows it
-        p_mask = [0 if i == 0 or sep < i < len(w["input_ids"]) - 1 else 1
-                  for i in range(len(w["input_ids"]))]
-        out.append(dict(w, p_mask=p_mask, best=[True] * len(p_mask)))
-    return out
-
-
-def inputs_kind(pipeline_windows: list, our_windows: list, max_query_length=64) -> str:
-    """Why the two sets of windows differ: "question_cut" (ours keeps max_query_length
-    question pieces, the pipeline's fast-tokenizer path all), "question" (other question
-    pieces), "tokenization" (other context pieces), "windows" (the same pieces in other
-    windows) or "same"."""
-    ours_ids = [w["input_ids"] for w in our_windows]
-    theirs = [w["input_ids"] for w in pipeline_windows]
-    if ours_ids == theirs:
-        return "same"
-
-    def split(ids):  # question pieces, context pieces of a window
-        sep = ids.index(3)
-        return ids[1:sep], ids[sep + 1:-1]
-
-    question_ours, question_theirs = split(ours_ids[0])[0], split(theirs[0])[0]
-    if question_ours != question_theirs:
-        cut = question_theirs[:max_query_length] == question_ours
-        return "question_cut" if cut else "question"
-    return "windows" if _whole(theirs, split) == _whole(ours_ids, split) else "tokenization"
-
-
-def _whole(windows_ids, split) -> list:
-    """A question's context pieces, rebuilt from overlapping windows (each window's
-    pieces are a contiguous run of the context's; the overlap is found, not assumed)."""
-    whole = []
-    for ids in windows_ids:
-        context = split(ids)[1]
-        for overlap in range(min(len(whole), len(context)), -1, -1):
-            if whole[len(whole) - overlap:] == context[:overlap]:
-                whole += context[overlap:]
-                break
-    return whole
-
-
-def classify(pipeline_record: dict, our_text: str, context: str, words: list,
-             stride: int) -> dict:
-    """The answer texts along LADDER for one question, as far as the pipeline's windows
-    and logits reach ("port" ... "logits"; "numerics" is ours), and the first change
-    after which the text is not the pipeline's: None when ours is the pipeline's,
-    "inputs" when only the windows and the forward pass remain (`settle` tells "inputs"
-    from "numerics"); with a detail (`change_detail`)."""
-    theirs = pipeline_windows_for_ladder(pipeline_record["windows"], context, words, stride)
-    texts = {"pipeline": pipeline_record["answer"]["text"],
-             "port": pipeline_answer(pipeline_record["windows"], context)["text"]}
-    pairs = {}
-    for state, (name, _) in enumerate(LADDER[1:6], start=1):
-        found = ladder_answer(theirs, context, state)
-        texts[name], pairs[name] = found["text"], found["pair"]
-    texts["numerics"] = our_text
-    step = detail = None
-    if our_text != texts["pipeline"]:
-        names = [name for name, _ in LADDER]
-        step = next((name for name in names[:6] if texts[name] != texts["pipeline"]),
-                    "inputs")
-        if step != "inputs":
-            before = names[names.index(step) - 1]
-            detail = change_detail(step, texts[before], texts[step],
-                                   pairs.get(before) == pairs.get(step))
-    return dict(texts=texts, step=step, detail=detail)
-
-
-def change_detail(step: str, before: str, after: str, same_pair: bool) -> str:
-    """What a change of LADDER did to an answer: "no_answer" (now ""), "answer" (was "",
-    now a span); for "word_bounds", with the same best span positions, "space" (the
-    pipeline's text only adds the space before it) or "widened" (the pipeline's text
-    runs on to whitespace: punctuation or letters attached to the words), else "span";
-    otherwise "span" (another span)."""
-    if after == "" and before != "":
-        return "no_answer"
-    if before == "" and after != "":
-        return "answer"
-    if step == "word_bounds" and same_pair:
-        return "space" if before.strip() == after else "widened"
-    return "span"
-
-
-def settle(result: dict, pipeline_record: dict, transformers5_record: dict,
-           context: str) -> dict:
-    """A classify() result that reached "inputs", with transformers-5+our-extraction's
-    answer and windows: "inputs" (its answer already differs: the windows) or "numerics"
-    (only TensorFlow's forward pass makes ours differ)."""
-    texts = dict(result["texts"], inputs=transformers5_record["answer"]["text"])
-    texts["inputs_recomputed"] = ladder_answer(
-        our_windows_for_ladder(transformers5_record["windows"]), context, 5)["text"]
-    if texts["inputs"] != texts["pipeline"]:
-        detail = inputs_kind(pipeline_record["windows"], transformers5_record["windows"])
-        return dict(result, texts=texts, step="inputs", detail=detail)
-    return dict(result, texts=texts, step="numerics", detail=None)
-
-
-DETAILS = {
-    ("merge", "span"): "another span: the pipeline's summed probability of several piece "
-                       "spans that widen to one text beat the best single span",
-    ("merge", "no_answer"): "no answer: the best single span's probability is below "
-                            "[CLS]'s; only the pipeline's sum over spans with one text "
-                            "beat it",
-    ("word_bounds", "space"): "the same span; the pipeline's text adds the space before it "
-                              "(offsets of a \u2581-piece include the space)",
-    ("word_bounds", "widened"): "the same span; the pipeline widens it to whitespace-"
-                                "delimited words (punctuation or letters attached to them)",
-    ("word_bounds", "span"): "another span: the pipeline's best starts or ends at a piece "
-                             "inside a word (it then widens the span to the whole word); "
-                             "ours spans only from a word's first piece to a word's last",
-    ("word_bounds", "no_answer"): "no answer: no span on word bounds beats [CLS]",
-    ("n_best", "span"): "another span: the pipeline's best starts or ends outside the 20 "
-                        "highest logits",
-    ("n_best", "no_answer"): "no answer: no span within the 20 highest logits beats [CLS]",
-    ("max_context", "span"): "another span: the pipeline's best starts in a window that "
-                             "does not read that piece best",
-    ("max_context", "no_answer"): "no answer: without the spans starting outside their "
-                                  "best window, [CLS] wins",
-    ("logits", "span"): "another span: across windows, logit sums rank spans otherwise "
-                        "than per-window probabilities",
-    ("logits", "no_answer"): "no answer: the least [CLS] logit sum over the windows beats "
-                             "the best span's (per-window probabilities did not)",
-    ("logits", "answer"): "an answer: per-window probabilities put [CLS] first, logit sums "
-                          "a span",
-    ("inputs", "tokenization"): "other pieces: ours tokenizes each word alone, so "
-                                "punctuation attached to a word gets a \u2581 piece of its "
-                                "own; the model reads other inputs",
-    ("inputs", "windows"): "the same pieces in other windows (doc_stride 128 is the step "
-                           "between windows for ours, the overlap for the pipeline)",
-    ("inputs", "question"): "the question's pieces differ (the fast tokenizer keeps a "
-                            "\u2581 piece for whitespace at the end of a question, which "
-                            "ours strips)",
-    ("inputs", "question_cut"): "the question has more than 64 pieces: ours keeps 64, "
-                                "the pipeline (fast tokenizer) all of them",
-    ("inputs", "same"): "identical inputs (PyTorch batch numerics)",
-    ("numerics", None): "TensorFlow's float32 forward pass against PyTorch's on the same "
-                        "windows: a near tie decided the other way",
-}
-
-
-def pipeline_pieces(record: dict, stride: int) -> tuple:
-    """(question pieces, whole context's pieces) of a pipeline dump record."""
-    windows = record["windows"]
-    question = [t for t, s in zip(windows[0]["input_ids"], windows[0]["sequence_ids"])
-                if s == 0]
-    context = []
-    for start, w in zip(context_starts(windows, stride), windows):
-        context[start:] = [t for t, s in zip(w["input_ids"], w["sequence_ids"]) if s == 1]
-    return question, context
-
-
-def first_difference(a: list, b: list, around: int = 2) -> tuple:
-    """The stretch of two piece lists around where they first differ."""
-    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    return a[max(0, i - around):i + around + 1], b[max(0, i - around):i + around + 1]
-
-
-def tokenization_check(pipeline_records: list, questions: list, stride: int, whole,
-                       per_word, piece_names) -> dict:
-    """How the pipeline's pieces compare with ours: the question and the context
-    tokenized whole by our tokenizer (whole(texts) -> ids), and the context as our
-    windows read it, each word alone (per_word(context) -> ids); with an example of a
-    context whose pieces differ each way (piece_names(ids) -> strings)."""
-    theirs = [pipeline_pieces(r, stride) for r in pipeline_records]
-    q_whole = whole([q["question"] for q in questions])
-    c_whole = whole([q["context"] for q in questions])
-    out = dict(questions=len(questions),
-               question_same=sum(t[0] == o for t, o in zip(theirs, q_whole)),
-               context_same_whole=sum(t[1] == o for t, o in zip(theirs, c_whole)),
-               context_same_per_word=0, examples={})
-    for i, (t, q) in enumerate(zip(theirs, questions)):
-        ours = per_word(q["context"])
-        out["context_same_per_word"] += t[1] == ours
-        for name, mine in (("whole", c_whole[i]), ("per_word", ours)):
-            if t[1] != mine and name not in out["examples"]:
-                a, b = first_difference(t[1], mine)
-                out["examples"][name] = dict(id=q["id"], pipeline=piece_names(a),
-                                             ours=piece_names(b))
-        out.setdefault("pieces", [0, 0])
-        out["pieces"][0] += len(t[1])
-        out["pieces"][1] += len(ours)
-    return out
-
-
-def agreement(records: dict, questions: list, stride: int, words_of,
-              transformers5_records) -> dict:
-    """Agreement shares and the classification of every difference. records: PIPELINE
-    and OURS -> dumped records (the same questions, in order); words_of(context) ->
-    [(start, end)]; transformers5_records(indices) -> {index: record} of
-    transformers-5+our-extraction, asked only for the questions that need it."""
-    n = len(records[OURS])
-    text = {name: [r["answer"]["text"] for r in rs] for name, rs in records.items()}
-    a, b = text[PIPELINE], text[OURS]
-    report = dict(questions=n, same_text=sum(x == y for x, y in zip(a, b)),
-                  same_stripped=sum(x.strip() == y.strip() for x, y in zip(a, b)),
-                  both_no_answer=sum(x == y == "" for x, y in zip(a, b)),
-                  pipeline_leading_space=sum(x[:1].isspace() for x in a),
-                  no_answer={PIPELINE: a.count(""), OURS: b.count("")})
-    results = [classify(records[PIPELINE][i], b[i], questions[i]["context"],
-                        words_of(questions[i]["context"]), stride) for i in range(n)]
-    later = [i for i, r in enumerate(results) if r["step"] == "inputs"]
-    fetched = transformers5_records(later) if later else {}
-    for i in later:
-        results[i] = settle(results[i], records[PIPELINE][i], fetched[i],
-                            questions[i]["context"])
-    kinds, examples = {}, {}
-    for i, result in enumerate(results):
-        if result["step"] is not None:
-            key = (result["step"], result["detail"])
-            kinds[key] = kinds.get(key, 0) + 1
-            examples.setdefault(key, dict(id=questions[i]["id"],
-                                          question=questions[i]["question"],
-                                          texts=result["texts"]))
-    order = [name for name, _ in LADDER]
-    report["kinds"] = [
-        dict(step=step, detail=detail, questions=kinds[(step, detail)],
-             explanation=DETAILS.get((step, detail), f"{dict(LADDER)[step]} ({detail})"),
-             example=examples[(step, detail)])
-        for step, detail in sorted(kinds, key=lambda k: (order.index(k[0]), str(k[1])))]
-    changes = {}
-    for result in results:
-        t, previous = result["texts"], result["texts"]["pipeline"]
-        for name in order[:6] + ["numerics"]:
-            changes[name] = changes.get(name, 0) + (t[name] != previous)
-            previous = t[name]
-    report["ladder_changes"] = {("inputs+numerics" if k == "numerics" else k): v
-                                for k, v in changes.items()}
-    report["checks"] = dict(
-        port_mismatch=sum(r["texts"]["port"] != r["texts"]["pipeline"] for r in results),
-        transformers5_asked=len(later),
-        recompute_mismatch=sum(results[i]["texts"]["inputs_recomputed"]
-                               != results[i]["texts"]["inputs"] for i in later))
-    return report
-
-
 # ------------------------------------------------------------------ driver
 def drive(args):
     if not os.path.exists(os.path.join(ROOT, SPM_MODEL)):
@@ -882,8 +403,8 @@ def drive(args):
     workers = {"ceiling": harness.Worker("qa-ceiling", [script, "--worker", "ceiling"])}
     for name in CONTENDERS:
         argv = [script, "--worker", name] + common
-        workers[name] = (EnvWorker(f"qa-{name}", python457, argv, env) if name == PIPELINE
-                         else harness.Worker(f"qa-{name}", argv, env))
+        python = python457 if name == PIPELINE else sys.executable
+        workers[name] = harness.Worker(f"qa-{name}", argv, env, python=python)
     ready = {}
     for name, w in workers.items():
         ready[name] = w.answer()
@@ -954,43 +475,43 @@ def drive(args):
     harness.publish(report, print_table, args.json)
 
 
-def our_tokenization() -> tuple:
-    """(whole, per_word, piece_names) for tokenization_check, with our tokenizer."""
+def our_tokenization() -> dict:
+    """Our tokenizer as our windows use it, for tokenization_check: "tokenize" (the
+    questions), "with_offsets" (the contexts: ids and code-point spans), "piece_names",
+    and "space_id", the lone "\u2581" piece's id (None if the vocabulary lacks it)."""
     import tensorflow as tf
 
-    from albert_keras.data.windows import word_pieces
-    from albert_keras.data.word_split import split_words
     from albert_keras.tokenizer import AlbertTokenizer
     from albert_keras.vocabulary import check_special_pieces, read_model_proto
 
     proto = read_model_proto(SPM_MODEL)
     tokenizer = AlbertTokenizer(proto, lower_case=True)
     processor = check_special_pieces(proto)
+    space = processor.piece_to_id("\u2581")  # the unknown piece's id when it has none
 
-    def whole(texts):
-        return [list(row) for row in tokenizer.tokenize(tf.constant(texts)).to_list()]
+    def tokenize(texts):
+        return tokenizer.tokenize(tf.constant(texts, tf.string)).to_list()
 
-    def per_word(context):
-        words = [w for w, _, _ in split_words(context)]
-        return word_pieces(tokenizer, tf.constant(words, tf.string)).flat_values.numpy().tolist()
-    return whole, per_word, lambda ids: [processor.id_to_piece(i) for i in ids]
+    def with_offsets(texts):
+        ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts, tf.string))
+        return list(zip(ids.to_list(), starts.to_list(), ends.to_list()))
+    return dict(tokenize=tokenize, with_offsets=with_offsets,
+                piece_names=lambda ids: [processor.id_to_piece(i) for i in ids],
+                space_id=space if processor.id_to_piece(space) == "\u2581" else None)
 
 
 def analyze(work_dir: str, questions: list, dumps: dict, transformers5_worker) -> dict:
     """agreement() and tokenization_check() of the dumps; transformers5_worker() -> the
     transformers-5+our-extraction worker, asked only if a question needs it."""
-    from albert_keras.data.word_split import split_words
-
     def transformers5_records(indices):
         path = os.path.join(work_dir, f"agreement-{TRANSFORMERS5}.json")
         transformers5_worker().request("agree", indices=indices, path=path)
         with open(path) as f:
             return dict(zip(indices, json.load(f)))
-    agree = agreement(dumps, questions, PIPELINE_ARGS["doc_stride"],
-                      lambda text: [(s, e) for _, s, e in split_words(text)],
-                      transformers5_records)
-    agree["tokenization"] = tokenization_check(
-        dumps[PIPELINE], questions, PIPELINE_ARGS["doc_stride"], *our_tokenization())
+    ours = our_tokenization()
+    stride = PIPELINE_ARGS["doc_stride"]
+    agree = agreement(dumps, questions, stride, ours["space_id"], transformers5_records)
+    agree["tokenization"] = tokenization_check(dumps[PIPELINE], questions, stride, ours)
     return agree
 
 
@@ -1075,46 +596,6 @@ def print_table(report):
         f"{pair} {k}" for pair, k in report["timed_same_text"].items()))
     if report.get("agreement"):
         print_agreement(report["agreement"])
-
-
-def print_agreement(agree):
-    n = agree["questions"]
-    print(f"\nagreement, {PIPELINE} vs ours, over {n} sample questions (random weights): "
-          f"same answer text {agree['same_text']} ({100 * agree['same_text'] / n:.1f}%); "
-          f"the same after stripping surrounding whitespace {agree['same_stripped']} "
-          f"({100 * agree['same_stripped'] / n:.1f}%); both no answer "
-          f"{agree['both_no_answer']}; no answer: " + ", ".join(
-              f"{k} {v}" for k, v in agree["no_answer"].items())
-          + f"; the pipeline's answers that begin with a space: "
-            f"{agree['pipeline_leading_space']}")
-    tok = agree.get("tokenization")
-    if tok:
-        print(f"pieces: the pipeline's question pieces are our tokenizer's for "
-              f"{tok['question_same']} of {tok['questions']} questions, its context pieces "
-              f"for {tok['context_same_whole']} contexts tokenized whole, and for "
-              f"{tok['context_same_per_word']} as our windows read them (each word alone: "
-              f"{tok['pieces'][1]} pieces in all, the pipeline's {tok['pieces'][0]})")
-        for name, ex in tok["examples"].items():
-            print(f"  first difference ({name}), {ex['id']}: pipeline {ex['pipeline']}, "
-                  f"ours {ex['ours']}")
-    if agree.get("reanalyzed"):
-        print(f"(classified again from the run's dumps: {agree['reanalyzed']})")
-    checks = agree["checks"]
-    print(f"checks: the pipeline's postprocess re-run from its dump differs on "
-          f"{checks['port_mismatch']}; {TRANSFORMERS5} asked for {checks['transformers5_asked']} "
-          f"questions, our rule re-run on its windows differs from it on "
-          f"{checks['recompute_mismatch']}")
-    print("\ndifferences, each put down to the first change of the chain after which the "
-          "pipeline's answer is no longer its own:")
-    print("| change | kind | questions | example | pipeline | after the change | ours |")
-    print("|---|---|---:|---|---|---|---|")
-    for kind in agree["kinds"]:
-        ex, t = kind["example"], kind["example"]["texts"]
-        print(f"| {kind['step']} | {kind['explanation']} | {kind['questions']} "
-              f"| {ex['id']}: {ex['question']} | {json.dumps(t['pipeline'])} "
-              f"| {json.dumps(t[kind['step']])} | {json.dumps(t['numerics'])} |")
-    print("\nanswers altered by each change of the chain, from the state before it: "
-          + ", ".join(f"{k} {v}" for k, v in agree["ladder_changes"].items()))
 
 
 def main():

@@ -1,4 +1,8 @@
-"""The arithmetic behind BENCHMARKS.md's ratios and FLOP rates, against hand counts."""
+"""The arithmetic behind BENCHMARKS.md's ratios and FLOP rates, against hand counts; the
+machine line of a report; a worker process under another interpreter."""
+
+import os
+import sys
 
 import pytest
 
@@ -28,3 +32,47 @@ def test_forward_flops_match_a_count_by_matmul():
     masked = 20
     head = 2 * batch * masked * (hidden * 128 + 128 * 30000) + 2 * batch * hidden * 2
     assert harness.forward_flops(BASE, batch, seq, masked, heads=True) == body + head
+
+
+EPYC = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+"""
+SAPPHIRE_RAPIDS = ("model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: avx avx2 fma "
+                   "avx512f avx512bw avx512_vnni avx512_bf16 avx512_fp16 amx_bf16 amx_tile "
+                   "amx_int8\n")
+GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve sve2 i8mm bf16 svebf16\n"
+
+
+def test_cpu_description_names_the_vector_features_it_finds():
+    assert harness.cpu_description(EPYC, 2) == "AMD EPYC 7B13, 2 cores (AVX2, FMA)"
+    assert harness.cpu_description(SAPPHIRE_RAPIDS, 8) == (
+        "Intel(R) Xeon(R) Platinum 8480+, 8 cores (AVX2, FMA, AVX512F, AVX512_BF16, "
+        "AVX512_FP16, AMX_TILE, AMX_BF16, AMX_INT8)")
+    assert harness.cpu_description(GRAVITON3, 4) == (
+        "unknown CPU, 4 cores (ASIMD, SVE, SVE2, BF16, I8MM)")
+    old = harness.cpu_description("model name\t: Old\nflags\t\t: fpu sse2 avx\n", 1)
+    assert old.startswith("Old, 1 cores (none of AVX2, FMA, AVX512F,")
+    assert harness.cpu_description("", 2) == "unknown CPU, 2 cores (CPU features unknown)"
+
+
+@pytest.mark.parametrize("other", [False, True])
+def test_worker_runs_the_interpreter_it_is_given(tmp_path, monkeypatch, other):
+    """Another environment's python runs without this one's PYTHONPATH."""
+    monkeypatch.setenv("BENCH_LOG_DIR", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    python = os.path.realpath(sys.executable) if other else sys.executable
+    if other and python == sys.executable:
+        pytest.skip("sys.executable is not a link: no other path to an interpreter")
+    script = ("import os, sys; from benchmarks import harness; harness.reply(dict("
+              "executable=sys.executable, pythonpath=os.environ.get('PYTHONPATH'))); "
+              "harness.serve({})")
+    worker = harness.Worker("harness-test", ["-c", script], python=python)
+    found = worker.answer()
+    assert "peak_rss_mib" in worker.close()
+    assert found["pythonpath"] == (None if other else str(tmp_path))
+    assert found["executable"] == (python if other else sys.executable)
