@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from albert_keras.atomic_file import write_json
-from albert_keras.data.squad import load_json, read_squad
+from albert_keras.data.squad import load_json, read_squad, squad_examples
 from albert_keras.data.squad_answers import AnswerSettings
 from albert_keras.data.squad_dataset import predict_answers
 from albert_keras.data.squad_windows import WindowSettings
@@ -31,7 +31,9 @@ class SquadData:
     def __init__(self, experiment, skipped=None):
         skip = experiment.skip_damaged_records
         self.train = read_squad(experiment.train_file, skip_invalid=skip, skipped=skipped)
-        self.eval = (read_squad(experiment.eval_file, skip_invalid=skip, skipped=skipped)
+        # The eval file's content is kept: the official metric reads it as it is.
+        self.eval_data = load_json(experiment.eval_file) if experiment.eval_file else None
+        self.eval = (squad_examples(self.eval_data, experiment.eval_file, skip, skipped)
                      if experiment.eval_file else [])
         version = experiment.squad_version
         if version == "auto":
@@ -42,7 +44,6 @@ class SquadData:
         self.answers = AnswerSettings(
             experiment.n_best_size, experiment.max_answer_length, self.version_2,
             experiment.null_threshold if experiment.null_threshold is not None else 0.0)
-        self.eval_data = load_json(experiment.eval_file) if experiment.eval_file else None
         self.eval_file = experiment.eval_file
 
 

@@ -100,7 +100,12 @@ def _skip_or_raise(error: SquadFormatError, skip_invalid: bool, skipped: list | 
 
 def read_squad(path: str, skip_invalid: bool = False, skipped: list | None = None) -> list:
     """The file's questions as SquadExamples, in file order (module docstring)."""
-    data = load_json(path)
+    return squad_examples(load_json(path), path, skip_invalid, skipped)
+
+
+def squad_examples(data, path: str, skip_invalid: bool = False,
+                   skipped: list | None = None) -> list:
+    """`read_squad` on a file's content already loaded (errors name `path`)."""
     articles = _list(data, "data", path)
     examples, seen = [], {}
     for a, article in enumerate(articles):
