@@ -95,14 +95,16 @@ def _trim_padding(features):
 
 
 def _forward_in_length_groups(model, features, positional: tuple, min_width: int = 2,
-                              group_size: int = 8):
+                              group_size: int = 2):
     """The model's outputs over windows of mixed lengths, as model(_trim_padding(features))
     gives them, computed in groups of similar length: the windows sorted by length,
     group_size at a time, each group cut to its own longest window (at least min_width
     columns). Outputs named in `positional` have a position axis (axis 1); they come back
     padded with 0 to the batch's width. Padding changes no real position's output (it is
     masked in attention), so this only skips the work on padding: a batch of short and
-    long windows otherwise pays for every window at the longest one's length."""
+    long windows otherwise pays for every window at the longest one's length. Groups of
+    2 were the fastest for the QA benchmark's 35 windows of 32 questions on a 2-core
+    CPU (12.9 s, against 14.3 s in groups of 1 or 4 and 15.4 s of 8)."""
     lengths = tf.reduce_sum(features["input_mask"], axis=1)
     count = tf.size(lengths)
     width = tf.maximum(tf.reduce_max(lengths), 2)
