@@ -111,7 +111,6 @@ def _forward_in_length_groups(model, features, positional: tuple, min_width: int
     order = tf.argsort(lengths, stable=True)
     ordered = {name: tf.gather(value, order) for name, value in features.items()}
     groups = (count + group_size - 1) // group_size
-    names = None
 
     def run(begin):
         part = {name: value[begin:begin + group_size] for name, value in ordered.items()}
@@ -124,20 +123,20 @@ def _forward_in_length_groups(model, features, positional: tuple, min_width: int
                        if name in positional else value)
                 for name, value in outputs.items()}
 
-    # The output names and dtypes, from a trace on no windows (no work at run time).
-    empty = run(count)
-    names = sorted(empty)
-    arrays = [tf.TensorArray(empty[name].dtype, size=groups, infer_shape=False)
-              for name in names]
+    # The first group (no windows when there are none) also gives the output names and
+    # dtypes; the loop runs the rest.
+    first = run(0)
+    names = sorted(first)
+    arrays = [tf.TensorArray(first[name].dtype, size=tf.maximum(groups, 1), infer_shape=False
+                             ).write(0, first[name]) for name in names]
 
     def body(i, arrays):
         outputs = run(i * group_size)
         return i + 1, [array.write(i, outputs[name]) for array, name in zip(arrays, names)]
 
-    _, arrays = tf.while_loop(lambda i, _: i < groups, body, [tf.constant(0), arrays])
+    _, arrays = tf.while_loop(lambda i, _: i < groups, body, [tf.constant(1), arrays])
     restore = tf.math.invert_permutation(order)
-    return {name: tf.gather(tf.cond(groups > 0, array.concat, lambda: empty[name]), restore)
-            for name, array in zip(names, arrays)}
+    return {name: tf.gather(array.concat(), restore) for name, array in zip(names, arrays)}
 
 
 class AlbertServingModule(tf.Module):
