@@ -94,47 +94,70 @@ def _trim_padding(features):
     return {name: value[:, :width] for name, value in features.items()}
 
 
+def _group_size_at(lengths, begin, group_size: int, max_padding: float):
+    """How many windows, from `begin` in ascending length order, the group starting
+    there takes: the most, up to group_size, whose padding to the longest of them stays
+    within max_padding of their real tokens (at least 1)."""
+    sizes = tf.range(1, group_size + 1)
+    count = tf.size(lengths)
+    ends = tf.minimum(begin + sizes, count)
+    running = tf.concat([[0], tf.cumsum(lengths)], axis=0)
+    real = tf.cast(tf.gather(running, ends) - running[begin], tf.float32)
+    # The longest of each candidate group (a 0 in place of none, for 0 windows).
+    longest = tf.gather(tf.concat([lengths, [0]], axis=0), tf.maximum(ends - 1, 0))
+    padded = tf.cast(sizes * longest, tf.float32)
+    fits = (begin + sizes <= count) & (padded <= (1.0 + max_padding) * real)
+    return tf.reduce_max(tf.where(fits, sizes, 1))
+
+
 def _forward_in_length_groups(model, features, positional: tuple, min_width: int = 2,
-                              group_size: int = 2):
+                              group_size: int = 2, max_padding: float = 0.05):
     """The model's outputs over windows of mixed lengths, as model(_trim_padding(features))
-    gives them, computed in groups of similar length: the windows sorted by length,
-    group_size at a time, each group cut to its own longest window (at least min_width
+    gives them, computed in groups of similar length: the windows sorted by length, each
+    group the next up to group_size windows whose padding to the group's longest is at
+    most max_padding of their real tokens, cut to that length (at least min_width
     columns). Outputs named in `positional` have a position axis (axis 1); they come back
     padded with 0 to the batch's width. Padding changes no real position's output (it is
     masked in attention), so this only skips the work on padding: a batch of short and
-    long windows otherwise pays for every window at the longest one's length. Groups of
-    2 were the fastest for the QA benchmark's 35 windows of 32 questions on a 2-core
-    CPU (12.9 s, against 14.3 s in groups of 1 or 4 and 15.4 s of 8)."""
+    long windows otherwise pays for every window at the longest one's length.
+
+    Measured on a 2-core CPU (the QA benchmark's 35 windows of 32 questions): pairs were
+    1.04x faster than single windows at 1.8% padding, and groups of 4 and 8 slower than
+    pairs (1.12x and 1.23x the time); a pair that would pad more than 5% (such as a
+    question's 384-piece window with its 150-piece last one) runs as two."""
     lengths = tf.reduce_sum(features["input_mask"], axis=1)
-    count = tf.size(lengths)
     width = tf.maximum(tf.reduce_max(lengths), 2)
     order = tf.argsort(lengths, stable=True)
+    lengths = tf.gather(lengths, order)
     ordered = {name: tf.gather(value, order) for name, value in features.items()}
-    groups = (count + group_size - 1) // group_size
+    count = tf.size(lengths)
 
     def run(begin):
-        part = {name: value[begin:begin + group_size] for name, value in ordered.items()}
+        size = _group_size_at(lengths, begin, group_size, max_padding)
+        part = {name: value[begin:begin + size] for name, value in ordered.items()}
         group_width = tf.minimum(
             tf.maximum(tf.reduce_max(tf.reduce_sum(part["input_mask"], axis=1)), min_width),
             width)
         outputs = model({name: value[:, :group_width] for name, value in part.items()},
                         training=False)
-        return {name: (tf.pad(value, [[0, 0], [0, width - group_width]])
-                       if name in positional else value)
-                for name, value in outputs.items()}
+        return size, {name: (tf.pad(value, [[0, 0], [0, width - group_width]])
+                             if name in positional else value)
+                      for name, value in outputs.items()}
 
     # The first group (no windows when there are none) also gives the output names and
     # dtypes; the loop runs the rest.
-    first = run(0)
+    taken, first = run(0)
     names = sorted(first)
-    arrays = [tf.TensorArray(first[name].dtype, size=tf.maximum(groups, 1), infer_shape=False
+    arrays = [tf.TensorArray(first[name].dtype, size=1, dynamic_size=True, infer_shape=False
                              ).write(0, first[name]) for name in names]
 
-    def body(i, arrays):
-        outputs = run(i * group_size)
-        return i + 1, [array.write(i, outputs[name]) for array, name in zip(arrays, names)]
+    def body(i, begin, arrays):
+        size, outputs = run(begin)
+        return (i + 1, begin + size,
+                [array.write(i, outputs[name]) for array, name in zip(arrays, names)])
 
-    _, arrays = tf.while_loop(lambda i, _: i < groups, body, [tf.constant(1), arrays])
+    _, _, arrays = tf.while_loop(lambda i, begin, _: begin < count, body,
+                                 [tf.constant(1), tf.minimum(taken, count), arrays])
     restore = tf.math.invert_permutation(order)
     return {name: tf.gather(array.concat(), restore) for name, array in zip(names, arrays)}
 

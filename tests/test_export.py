@@ -479,9 +479,12 @@ def test_length_groups_give_the_padded_batchs_outputs(kind):
     settings = (dict(positional=("start_log_probs",), min_width=5)
                 if kind == "squad2_answerer"
                 else dict(positional=("start_logits", "end_logits")))
-    for group_size in (1, 3, 8, 32):
+    # Single windows; threes of exactly equal length (none here); the default pairs;
+    # threes, eights and 32s whatever their padding.
+    for group_size, max_padding in ((1, 0.05), (3, 0.0), (2, 0.05), (3, 1e9), (8, 1e9),
+                                    (32, 1e9)):
         grouped = _forward_in_length_groups(model, features, group_size=group_size,
-                                            **settings)
+                                            max_padding=max_padding, **settings)
         assert sorted(grouped) == sorted(plain)
         for name, value in plain.items():
             value, got = value.numpy(), grouped[name].numpy()
@@ -496,6 +499,24 @@ def test_length_groups_give_the_padded_batchs_outputs(kind):
     none = _forward_in_length_groups(model, {k: v[:0] for k, v in features.items()},
                                      **settings)
     assert all(value.shape[0] == 0 for value in none.values())
+
+
+@pytest.mark.parametrize("lengths, begin, group_size, max_padding, expected", [
+    ([100, 104], 0, 2, 0.05, 2),      # 208 padded for 204 real: 2.0% padding
+    ([100, 120], 0, 2, 0.05, 1),      # 240 for 220: 9.1%
+    ([100, 120], 0, 2, 0.1, 2),
+    ([5, 10, 10], 0, 3, 0.25, 3),     # two: 20 for 15 (33%); three: 30 for 25 (20%)
+    ([5, 10, 10], 0, 3, 0.1, 1),
+    ([5, 10, 10], 1, 3, 0.0, 2),      # from the second: the two 10s, no padding
+    ([5, 10, 10], 2, 3, 1e9, 1),      # the last window
+    ([], 0, 2, 0.05, 1),              # no windows: one empty group
+])
+def test_length_group_sizes_by_hand(lengths, begin, group_size, max_padding, expected):
+    from serving.export_module import _group_size_at
+
+    size = _group_size_at(tf.constant(lengths, tf.int32), tf.constant(begin), group_size,
+                          max_padding)
+    assert int(size) == expected
 
 
 def test_squad_version_decides_whether_a_converted_answerer_may_answer_nothing(tmp_path):
