@@ -2,7 +2,7 @@
 transformers users run on the same converted weights (PyTorch, CPU, float32, the same
 window settings), and how often the answers agree.
 
-    python benchmarks/question_answering.py [--rounds 3] [--questions 32]
+    python benchmarks/question_answering.py [--rounds 4] [--questions 32]
         [--agreement_questions 781] [--json out.json] [--table out.json]
 
 Needs runs/demo/spm.model (`make demo` writes it): the SentencePiece vocabulary of the
@@ -37,8 +37,9 @@ rounds. Batch 32: the same questions 32 at a time (cycled up to 32 when fewer); 
 round's figure is the seconds of its batch-32 calls, as questions/s. "GFLOP/s" counts
 the model FLOPs of the contender's own windows (ALBERT-base forward at each window's
 real length, padding left out). The matmul ceiling is measured by a worker of its own in
-the same rounds. Each worker first makes every timed call once (warm-up). The default
-run (3 rounds of 32 questions) takes about 11 minutes on 2 cores.
+the same rounds; each round starts with the next worker in turn (4 rounds put every
+worker in every place once). Each worker first makes every timed call once (warm-up).
+The default run (4 rounds of 32 questions) takes about 13 minutes on 2 cores.
 
 Agreement (untimed, after the rounds; --agreement_questions N, 781 for the whole
 sample: about 1 s a question for each of the two contenders on 2 cores, 30 minutes for
@@ -414,8 +415,12 @@ def drive(args):
     rounds = {name: [] for name in CONTENDERS}
     ceiling = {"float32": [], "bfloat16": []}
     batch_questions = 0
+    order = list(workers)
     for r in range(args.rounds):
-        for name, w in workers.items():
+        # Each round starts one place further along, so that no contender always runs
+        # right after the same one (the ceiling's large matmuls, say).
+        for name in order[r % len(order):] + order[:r % len(order)]:
+            w = workers[name]
             if name == "ceiling":
                 for dtype, values in w.request("run", n_steps=3)["times"].items():
                     ceiling[dtype].extend(values)
@@ -600,7 +605,7 @@ def print_table(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--questions", type=int, default=32,
                         help="timed questions (a seeded choice of the sample)")
     parser.add_argument("--agreement_questions", type=int, default=0,
