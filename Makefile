@@ -21,7 +21,7 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 venv: $(DEV_STAMP)
 
 test: $(DEV_STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 demo: $(RUNTIME_STAMP)
 	$(PY) -m training.demo

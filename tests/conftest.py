@@ -18,3 +18,14 @@ def _reset_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+# Under pytest-xdist (`make test` runs two workers), the tests that share the exported
+# models of serving_fixtures (built once per process) run in one worker.
+SHARES_EXPORTS = {"test_client.py", "test_export.py", "test_export_ops.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SHARES_EXPORTS:
+            item.add_marker(pytest.mark.xdist_group("exports"))

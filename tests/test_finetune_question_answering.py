@@ -102,6 +102,7 @@ def answers_of_the_evaluation_path(run_dir, examples, null_threshold=None):
     from albert_keras.data.squad_answers import AnswerSettings
     from albert_keras.data.squad_dataset import answering_settings, predict_answers
     from albert_keras.tokenizer import AlbertTokenizer
+    from training.question_answering import forward_function
 
     model = keras.saving.load_model(os.path.join(run_dir, "final_model.keras"))
     settings = dict(model.answer_settings)
@@ -109,9 +110,8 @@ def answers_of_the_evaluation_path(run_dir, examples, null_threshold=None):
         settings["null_threshold"] = null_threshold
     windows, answers = answering_settings(settings)
     assert isinstance(answers, AnswerSettings)
-    return predict_answers(lambda features: model(features, training=False),
-                           AlbertTokenizer.from_file(tiny_spm_model()), examples, windows,
-                           answers)
+    return predict_answers(forward_function(model), AlbertTokenizer.from_file(tiny_spm_model()),
+                           examples, windows, answers)
 
 
 def export_and_answer(run_dir, tmp_path, rows, extra=()):
