@@ -1,9 +1,12 @@
-"""Trains the same tiny pretrainer (with --tagger: tagger) from the same weights on the same global batches
-under the default strategy and under MirroredStrategy over 2 logical CPU devices,
-and prints the largest loss and weight differences. With --accumulate K the mirrored
-run splits each replica's batch into K micro-batches (one update per global batch);
-with --remat it recomputes its encoder blocks (remat "block"). Run by test_distributed.py in
-its own process: logical devices must be configured before TensorFlow starts."""
+"""Trains the same tiny model from the same weights on the same global batches under the
+default strategy and under MirroredStrategy over 2 logical CPU devices, and prints the
+largest loss and weight differences, for each case named on the command line:
+MODEL:ACCUMULATE:REMAT, where MODEL is pretrainer or tagger, ACCUMULATE K splits each
+replica's batch into K micro-batches in the mirrored run (one update per global batch)
+and REMAT "block" recomputes its encoder blocks there. Each output line starts with its
+case and a dot (pretrainer:1:none.max_loss_diff). Run by test_distributed.py, all cases
+in one process of their own: logical devices must be configured before TensorFlow
+starts."""
 
 import dataclasses
 import os
@@ -28,44 +31,42 @@ from albert_keras import AlbertConfig, AlbertPretrainer, AlbertTagger  # noqa: E
 from albert_keras.optimization import create_optimizer  # noqa: E402
 
 GLOBAL_BATCH, SEQ, PRED, STEPS = 8, 16, 4, 5
-rng = np.random.default_rng(3)
-mask = np.ones((STEPS, GLOBAL_BATCH, SEQ), "int32")
-mask[:, 1::2, 10:] = 0
-data = {
-    "input_ids": (rng.integers(5, 60, mask.shape) * mask).astype("int32"),
-    "segment_ids": (np.arange(SEQ)[None, None] >= 8).astype("int32") * mask,
-    "input_mask": mask,
-    "masked_lm_positions": rng.integers(1, 9, (STEPS, GLOBAL_BATCH, PRED)).astype("int32"),
-    "masked_lm_ids": rng.integers(5, 60, (STEPS, GLOBAL_BATCH, PRED)).astype("int32"),
-    # Uneven real-prediction counts between the two replicas' halves of each batch.
-    "masked_lm_weights": (rng.random((STEPS, GLOBAL_BATCH, PRED)) > 0.4).astype("float32"),
-    "next_sentence_labels": rng.integers(0, 2, (STEPS, GLOBAL_BATCH, 1)).astype("int32"),
-}
-TAGGER = "--tagger" in sys.argv
-if TAGGER:
-    # Labeled words at random, and many more in the first replica's half of each batch.
-    data["label_ids"] = rng.integers(0, 5, mask.shape).astype("int32")
-    share = np.where(np.arange(GLOBAL_BATCH) < GLOBAL_BATCH // 2, 0.8, 0.2)[None, :, None]
-    data["label_weights"] = ((rng.random(mask.shape) < share) * mask).astype("float32")
+
+
+def batches(tagger):
+    rng = np.random.default_rng(3)
+    mask = np.ones((STEPS, GLOBAL_BATCH, SEQ), "int32")
+    mask[:, 1::2, 10:] = 0
+    data = {
+        "input_ids": (rng.integers(5, 60, mask.shape) * mask).astype("int32"),
+        "segment_ids": (np.arange(SEQ)[None, None] >= 8).astype("int32") * mask,
+        "input_mask": mask,
+        "masked_lm_positions": rng.integers(1, 9, (STEPS, GLOBAL_BATCH, PRED)).astype("int32"),
+        "masked_lm_ids": rng.integers(5, 60, (STEPS, GLOBAL_BATCH, PRED)).astype("int32"),
+        # Uneven real-prediction counts between the two replicas' halves of each batch.
+        "masked_lm_weights": (rng.random((STEPS, GLOBAL_BATCH, PRED)) > 0.4).astype("float32"),
+        "next_sentence_labels": rng.integers(0, 2, (STEPS, GLOBAL_BATCH, 1)).astype("int32"),
+    }
+    if tagger:
+        # Labeled words at random, and many more in the first replica's half of each batch.
+        data["label_ids"] = rng.integers(0, 5, mask.shape).astype("int32")
+        share = np.where(np.arange(GLOBAL_BATCH) < GLOBAL_BATCH // 2, 0.8, 0.2)[None, :, None]
+        data["label_weights"] = ((rng.random(mask.shape) < share) * mask).astype("float32")
+    return data
+
+
 config = AlbertConfig(vocab_size=60, embedding_size=8, hidden_size=16, num_hidden_layers=2,
                       num_attention_heads=2, intermediate_size=24, max_position_embeddings=SEQ)
 
 
-def build(model_config):
-    if TAGGER:
+
+def build(model_config, tagger):
+    if tagger:
         return AlbertTagger(model_config, tag_names=list("ABCDE"), dropout=0.0)
     return AlbertPretrainer(model_config)
 
 
-keras.utils.set_random_seed(11)
-initial = build(config).get_weights()
-
-
-ACCUMULATE = int(sys.argv[sys.argv.index("--accumulate") + 1]) if "--accumulate" in sys.argv else 1
-REMAT = "block" if "--remat" in sys.argv else "none"  # the mirrored run's
-
-
-def train(strategy, accumulate=1, remat="none"):
+def train(strategy, data, initial, tagger, accumulate=1, remat="none"):
     def dataset_fn(context):
         # One pipeline feeds its replicas consecutive per-replica batches: step s
         # gives replica r rows [r * per_replica, (r + 1) * per_replica) of batch s.
@@ -78,7 +79,7 @@ def train(strategy, accumulate=1, remat="none"):
         return tf.data.Dataset.from_tensor_slices(slices)
 
     with strategy.scope():
-        model = build(dataclasses.replace(config, remat=remat))
+        model = build(dataclasses.replace(config, remat=remat), tagger)
         model.set_weights(initial)
         model.compile(optimizer=create_optimizer("lamb", learning_rate=1e-2, total_steps=STEPS,
                                                  warmup_steps=1, clip_norm=float(os.environ.get("CLIP", "1.0"))),
@@ -92,12 +93,23 @@ def train(strategy, accumulate=1, remat="none"):
     return np.array(losses), model.get_weights()
 
 
-default_losses, default_weights = train(tf.distribute.get_strategy())
 mirrored = tf.distribute.MirroredStrategy(devices=["/cpu:0", "/cpu:1"])
-mirrored_losses, mirrored_weights = train(mirrored, ACCUMULATE, REMAT)
-print("replicas", mirrored.num_replicas_in_sync)
-print("losses", default_losses.tolist(), mirrored_losses.tolist())
-print("max_loss_diff", float(np.abs(default_losses - mirrored_losses).max()))
-print("max_weight_diff", max(float(np.abs(a - b).max())
-                             for a, b in zip(default_weights, mirrored_weights)))
-print("weights_moved", max(float(np.abs(a - b).max()) for a, b in zip(initial, default_weights)))
+defaults = {}  # model -> the default strategy's run, shared by its cases
+for case in [arg for arg in sys.argv[1:] if not arg.startswith("--")]:
+    model_name, accumulate, remat = case.split(":")
+    tagger = model_name == "tagger"
+    data = batches(tagger)
+    keras.utils.set_random_seed(11)
+    initial = build(config, tagger).get_weights()
+    if model_name not in defaults:
+        defaults[model_name] = train(tf.distribute.get_strategy(), data, initial, tagger)
+    default_losses, default_weights = defaults[model_name]
+    mirrored_losses, mirrored_weights = train(mirrored, data, initial, tagger, int(accumulate),
+                                              remat)
+    print(case + ".replicas", mirrored.num_replicas_in_sync)
+    print(case + ".losses", default_losses.tolist(), mirrored_losses.tolist())
+    print(case + ".max_loss_diff", float(np.abs(default_losses - mirrored_losses).max()))
+    print(case + ".max_weight_diff", max(float(np.abs(a - b).max())
+                                       for a, b in zip(default_weights, mirrored_weights)))
+    print(case + ".weights_moved", max(float(np.abs(a - b).max())
+                                     for a, b in zip(initial, default_weights)))

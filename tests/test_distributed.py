@@ -28,20 +28,23 @@ def parse(stdout):
     return values
 
 
-@pytest.mark.parametrize("flags", [[], ["--accumulate", "2", "--remat"],
-                                   ["--tagger", "--accumulate", "2"]])
-def test_mirrored_two_cpus_equals_default_strategy(flags):
-    """With --accumulate 2 --remat: each replica's 4 sequences as 2 micro-batches of 2
-    through recomputed blocks, one update per global batch, against the default
-    strategy's one batch of 8 without remat. --tagger: the tagger's loss, whose labeled
-    words fall unevenly over the replicas and micro-batches."""
-    result = run_script("mirrored_parity_script.py", *flags)
+# MODEL:ACCUMULATE:REMAT (mirrored_parity_script.py), all run in one process.
+MIRRORED_CASES = ("pretrainer:1:none", "pretrainer:2:block", "tagger:2:none")
+
+
+def test_mirrored_two_cpus_equals_default_strategy():
+    """pretrainer:2:block: each replica's 4 sequences as 2 micro-batches of 2 through
+    recomputed blocks, one update per global batch, against the default strategy's one
+    batch of 8 without remat. tagger:2:none: the tagger's loss, whose labeled words fall
+    unevenly over the replicas and micro-batches."""
+    result = run_script("mirrored_parity_script.py", *MIRRORED_CASES)
     assert result.returncode == 0, result.stderr[-3000:]
     values = parse(result.stdout)
-    assert values["replicas"] == "2"
-    assert float(values["weights_moved"]) > 1e-2  # training really changed the weights
-    assert float(values["max_loss_diff"]) < 1e-4
-    assert float(values["max_weight_diff"]) < 1e-4
+    for case in MIRRORED_CASES:
+        assert values[case + ".replicas"] == "2", case
+        assert float(values[case + ".weights_moved"]) > 1e-2, case  # training changed them
+        assert float(values[case + ".max_loss_diff"]) < 1e-4, case
+        assert float(values[case + ".max_weight_diff"]) < 1e-4, case
 
 
 def free_ports(count):
