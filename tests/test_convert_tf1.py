@@ -200,7 +200,7 @@ def test_missing_projection_when_sizes_differ_is_an_error(tmp_path):
         from_tf1_checkpoint(prefix, write_reference_config(tmp_path, SMALL))
 
 
-def test_command_line(tmp_path):
+def test_command_line(tmp_path, capsys):
     import keras
 
     from albert_keras.convert.__main__ import main
@@ -210,6 +210,21 @@ def test_command_line(tmp_path):
     config = write_reference_config(tmp_path, SMALL)
     with pytest.raises(SystemExit):  # tf1 needs --config
         main(["--from", "tf1", prefix, "--output", str(tmp_path / "m.keras")])
+    capsys.readouterr()
+    # A checkpoint that is not there, or whose layout lacks a variable: one line, exit 2.
+    missing = str(tmp_path / "nowhere" / "model.ckpt")
+    assert main(["--from", "tf1", missing, "--config", config,
+                 "--output", str(tmp_path / "m.keras")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --from tf1 ") and missing in err and err.count("\n") == 1
+    partial = write_checkpoint(tmp_path / "partial", {
+        name: value for name, value in arrays.reference.items()
+        if name != "bert/embeddings/word_embeddings"})
+    assert main(["--from", "tf1", partial, "--config", config,
+                 "--output", str(tmp_path / "m.keras")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "word_embeddings" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.keras").exists()
     output = str(tmp_path / "model.keras")
     assert main(["--from", "tf1", prefix, "--config", config, "--output", output]) == 0
     restored = keras.saving.load_model(output)

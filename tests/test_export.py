@@ -442,8 +442,9 @@ def test_deploy_files_parse_and_agree():
     metrics = text_format.Parse(read("monitoring.config"), monitoring())
     compose = yaml.safe_load(read("docker-compose.yml"))
     service = compose["services"]["albert-serving"]
-    assert service["image"].startswith("tensorflow/serving:")
-    assert sorted(service["ports"]) == ["8500:8500", "8501:8501"]
+    assert service["image"] == "tensorflow/serving:2.20.0"  # the newest published release
+    # Published on the loopback interface only, unless the user changes it on purpose.
+    assert sorted(service["ports"]) == ["127.0.0.1:8500:8500", "127.0.0.1:8501:8501"]
     assert "../../saved_models:/models:ro" in service["volumes"]
     flags = dict(arg.split("=", 1) for arg in service["command"])
     mounted = {v.split(":")[1] for v in service["volumes"]}

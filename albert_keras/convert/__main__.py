@@ -18,6 +18,8 @@ keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
 import argparse
 import sys
 
+import tensorflow as tf
+
 from albert_keras.atomic_file import atomic_path
 from albert_keras.convert import (from_keras_hub, from_tf1_checkpoint, from_transformers,
                                   squad2_answerer_from_tf1_checkpoint)
@@ -42,16 +44,26 @@ def parse_args(argv=None):
     return args
 
 
+def convert(args):
+    if args.source == "transformers":
+        return from_transformers(args.input)
+    if args.source == "tf1":
+        return from_tf1_checkpoint(args.input, args.config)
+    if args.source == "tf1_squad2":
+        return squad2_answerer_from_tf1_checkpoint(args.input, args.config)
+    return from_keras_hub(args.input)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.source == "transformers":
-        model = from_transformers(args.input)
-    elif args.source == "tf1":
-        model = from_tf1_checkpoint(args.input, args.config)
-    elif args.source == "tf1_squad2":
-        model = squad2_answerer_from_tf1_checkpoint(args.input, args.config)
-    else:
-        model = from_keras_hub(args.input)
+    try:
+        model = convert(args)
+    except (ValueError, KeyError, OSError, tf.errors.OpError) as error:
+        # A missing file, a variable the layout lacks, a shape that does not fit: one
+        # line and exit code 2, as the other programs report bad input.
+        message = error.message if isinstance(error, tf.errors.OpError) else error
+        print(f"error: --from {args.source} {args.input}: {message}", file=sys.stderr)
+        return 2
     suffix = ".keras" if args.output.endswith(".keras") else ""
     with atomic_path(args.output, suffix=suffix) as tmp:
         model.save(tmp)
