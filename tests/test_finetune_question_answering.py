@@ -246,9 +246,13 @@ def test_study_split_keeps_whole_articles_and_the_no_answer_baseline(tmp_path):
 def test_the_best_f1_threshold_answers_nothing_when_nothing_beats_that():
     from training.question_answering import best_f1_threshold
 
-    # The official search's own result when answering helps:
-    assert best_f1_threshold({"best_f1_thresh": 1.5, "best_f1": 70.0, "NoAns_total": 5,
-                              "total": 10}, {"a": -2.0, "b": 3.0}) == 1.5
+    # The official search's own result when answering helps, moved off the question that
+    # sits on it to the midpoint to the next score (every answer stays as it was):
+    found = {"best_f1": 70.0, "NoAns_total": 5, "total": 10}
+    assert best_f1_threshold(dict(found, best_f1_thresh=1.5),
+                             {"a": -2.0, "b": 1.5, "c": 3.0}) == 2.25
+    assert best_f1_threshold(dict(found, best_f1_thresh=3.0),
+                             {"a": -2.0, "b": 1.5, "c": 3.0}) == 4.0  # none above
     # Nothing beats answering nothing: below every null_odds, so that all answer "".
     assert best_f1_threshold({"best_f1_thresh": 0.0, "best_f1": 50.0, "NoAns_total": 5,
                               "total": 10}, {"a": -2.0, "b": 3.0}) == -3.0

@@ -121,12 +121,16 @@ def best_f1_threshold(metrics: dict, null_odds: dict) -> float:
     """The null threshold with the best F1 (answer "" when null_odds exceeds it). The
     official search starts from answering nothing and reports 0.0 when nothing beats
     that, but 0.0 answers every question whose null_odds is below 0: then the threshold
-    goes below all of them."""
+    goes below all of them. No question's null_odds is the threshold returned."""
     threshold = float(metrics["best_f1_thresh"])
     answer_nothing = 100.0 * metrics.get("NoAns_total", 0) / max(metrics["total"], 1)
     if threshold == 0.0 and metrics["best_f1"] <= answer_nothing and null_odds:
-        threshold = min(null_odds.values()) - 1.0
-    return threshold
+        return min(null_odds.values()) - 1.0
+    # The official threshold is a question's own score. The exported graph computes
+    # scores within float noise of this path, so that question could flip there: take
+    # the midpoint to the next score above, which gives every question the same answer.
+    above = [score for score in null_odds.values() if score > threshold]
+    return (threshold + min(above)) / 2 if above else threshold + 1.0
 
 
 def final_evaluation(model, tokenizer, data: SquadData, experiment, output_dir: str) -> dict:
