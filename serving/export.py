@@ -31,23 +31,19 @@ import keras
 import tensorflow as tf
 
 import albert_keras  # noqa: F401  (registers the model classes for load_model)
-from albert_keras import atomic_file
+from albert_keras import atomic_file, run_directory
 from albert_keras.config import KERNELS
 from albert_keras.models import with_kernels
 from albert_keras.vocabulary import check_special_pieces, check_vocab_size, read_model_proto
 from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
 from serving.warmup import write_warmup_file
 
-MODEL_FILE = "final_model.keras"
-
-
 def load_model(path: str) -> keras.Model:
     """A .keras file, or a directory holding final_model.keras (the training output)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, MODEL_FILE)
+    path = run_directory.model_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model not found: {path} (expected a .keras file or a "
-                                f"directory containing {MODEL_FILE})")
+                                f"directory containing {run_directory.FINAL_MODEL})")
     if not path.endswith(".keras"):
         raise ValueError(f"{path}: expected a .keras file saved by model.save()")
     return keras.saving.load_model(path, compile=False)

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)

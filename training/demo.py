@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+from albert_keras import run_directory
 from albert_keras.atomic_file import write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,7 +110,7 @@ def main() -> int:
     # The name serving/deploy/models.config serves: `docker compose up` picks it up.
     export_base = os.path.join("saved_models", "albert")
     from serving import export
-    if export.main(["--model", os.path.join(RUN, "final_model.keras"),
+    if export.main(["--model", run_directory.model_file(RUN),
                     "--spm_model", os.path.join(RUN, "spm.model"),
                     "--export_base", export_base, "--max_seq_length", "128"]):
         return 1
@@ -134,7 +135,7 @@ def main() -> int:
           "  (chance 0.5)")
     print(f"wall time                    {report['minutes']} min")
     print(f"checkpoints                  {RUN}/checkpoints")
-    print(f"pretrained model             {RUN}/final_model.keras")
+    print(f"pretrained model             {run_directory.model_file(RUN)}")
     print(f"SavedModel                   {export_base}/{version}")
     print(f"report                       {RUN}/demo_report.json")
     print(f"TensorBoard                  .venv/bin/tensorboard --logdir {RUN}/logs")

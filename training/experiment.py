@@ -12,6 +12,7 @@ import json
 import os
 import typing
 
+from albert_keras import run_directory
 from albert_keras.atomic_file import write_json
 from albert_keras.config import KERNELS as MODEL_KERNELS
 from albert_keras.config import REMAT_MODES
@@ -234,8 +235,9 @@ class FinetuneExperiment(TrainingOptions):
                  f"{self.task_type}")
         if self.init_model:
             if os.path.isdir(self.init_model):
-                if not os.path.isfile(os.path.join(self.init_model, "final_model.keras")):
-                    fail("init_model", f"directory {self.init_model} has no final_model.keras")
+                if not os.path.isfile(run_directory.model_file(self.init_model)):
+                    fail("init_model", f"directory {self.init_model} has no "
+                                       f"{run_directory.FINAL_MODEL}")
             elif not os.path.isfile(self.init_model):
                 fail("init_model", f"no such file {self.init_model}")
             elif not self.init_model.endswith(".keras"):

@@ -10,7 +10,7 @@ import sys
 import keras
 import tensorflow as tf
 
-from albert_keras import AlbertConfig
+from albert_keras import AlbertConfig, run_directory
 from albert_keras.atomic_file import atomic_path
 from albert_keras.optimization import create_optimizer
 from albert_keras.layers.fused_ops import resolve_kernels
@@ -117,12 +117,12 @@ def copy_into(path: str, directory: str, name: str) -> str:
 def save_final_outputs(model, output_dir: str, chief: bool, spm_model: str | None):
     """OUTPUT_DIR/final_model.keras, and on the chief albert_config.json and spm.model:
     what fine-tuning and the exporter read."""
-    save_model_atomically(model, os.path.join(output_dir, "final_model.keras"))
+    save_model_atomically(model, os.path.join(output_dir, run_directory.FINAL_MODEL))
     if chief:
-        model.config.to_json_file(os.path.join(output_dir, "albert_config.json"),
+        model.config.to_json_file(os.path.join(output_dir, run_directory.MODEL_CONFIG),
                                   format="internal")
         if spm_model:
-            copy_into(spm_model, output_dir, "spm.model")
+            copy_into(spm_model, output_dir, run_directory.SENTENCEPIECE_MODEL)
 
 
 def format_results(results: dict) -> str:
@@ -152,8 +152,7 @@ def load_backbone(path: str, field: str):
     the config field in errors."""
     from albert_keras import AlbertBackbone
 
-    if os.path.isdir(path):
-        path = os.path.join(path, "final_model.keras")
+    path = run_directory.model_file(path)
     model = keras.saving.load_model(path, compile=False)
     backbone = model if isinstance(model, AlbertBackbone) else getattr(model, "backbone", None)
     if not isinstance(backbone, AlbertBackbone):

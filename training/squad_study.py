@@ -23,6 +23,7 @@ import json
 import os
 import sys
 
+from albert_keras import run_directory
 from albert_keras.atomic_file import write_json
 from training.study_runs import (STARTS, add_study_arguments, finetune_from,
                                  missing_backbone_files)
@@ -73,7 +74,7 @@ def always_answering(run_dir: str, dev: str) -> dict:
     from training.evaluate_squad import evaluate_v2
     from training.question_answering import forward_function
 
-    model = keras.saving.load_model(os.path.join(run_dir, "final_model.keras"))
+    model = keras.saving.load_model(run_directory.model_file(run_dir))
     windows, answers = answering_settings(model.answer_settings)
     examples = read_squad(dev)
     found = predict_answers(forward_function(model),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from albert_keras import run_directory
+
 STARTS = ("pretrained", "random")
 
 
@@ -33,7 +35,8 @@ def finetune_from(start: str, config: str, output: str, init_model: str,
 
 def missing_backbone_files(init_model: str) -> list:
     """The files a study needs from the pretraining output that are not there."""
-    return [name for name in ("final_model.keras", "spm.model", "albert_config.json")
+    return [name for name in (run_directory.FINAL_MODEL, run_directory.SENTENCEPIECE_MODEL,
+                              run_directory.MODEL_CONFIG)
             if not os.path.isfile(os.path.join(init_model, name))]
 
 
