@@ -20,11 +20,9 @@ def _reset_keras_state():
     keras.config.set_dtype_policy("float32")
 
 
-# Under pytest-xdist (`make test` runs two workers), the tests that share the exported
-# models of serving_fixtures (built once per process) run in one worker.
-SHARES_EXPORTS = {"test_client.py", "test_export.py", "test_export_ops.py"}
-# The modules whose tests take longest, longest first: handed out first, so that the
-# two workers do not end with one of them running a long test alone.
+# `make test` runs two pytest-xdist workers. The modules whose tests take longest, longest
+# first, are handed out first, so that the two workers do not end with one of them
+# running a long test alone.
 LONGEST_FIRST = ("test_finetune_question_answering.py", "test_pretrain.py", "test_export.py",
                  "test_client.py", "test_export_ops.py", "test_finetune_tagging.py",
                  "test_distributed.py", "test_pretraining_data_beam.py",
@@ -33,8 +31,5 @@ LONGEST_FIRST = ("test_finetune_question_answering.py", "test_pretrain.py", "tes
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in SHARES_EXPORTS:
-            item.add_marker(pytest.mark.xdist_group("exports"))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable

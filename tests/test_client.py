@@ -19,6 +19,10 @@ from serving.client import (GrpcClient, InvalidInputError, ModelNotFoundError, R
                             SignatureNotFoundError, UnavailableError)
 from serving_fixtures import LABEL_NAMES, LONG_TEXT, MAX_SEQ_LENGTH, exported, model_proto
 
+# The exported models of serving_fixtures are built once per process: the modules that
+# share them run in one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("exports")
+
 TEXTS = ["Hello world, the city of music.", "", LONG_TEXT]
 
 

@@ -11,6 +11,10 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from serving_fixtures import exported
 
+# The exported models of serving_fixtures are built once per process: the modules that
+# share them run in one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("exports")
+
 PYTHON_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 # Classifies op names in a fresh process: registered by tensorflow alone ("core"),
