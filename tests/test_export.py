@@ -12,12 +12,17 @@ import tensorflow as tf
 
 from albert_keras import atomic_file
 from albert_keras.special_tokens import MASK_ID
-from albert_keras.tokenizer import AlbertTokenizer, normalize_text
+from albert_keras.text_normalization import normalize_text
+from albert_keras.tokenizer import AlbertTokenizer
 from serving import export as export_lib
 from serving.export_module import SIGNATURES, AlbertServingModule
 from serving.warmup import WARMUP_FILE, read_warmup_file
 from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, TAG_NAMES,
                               build_model, exported, model_proto, spm_model_path)
+
+# The exported models of serving_fixtures are built once per process: the modules that
+# share them run in one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("exports")
 
 KINDS = ("pretrainer", "classifier", "tagger", "backbone")
 # Exports with --kernels xla_cpu: the pretrainer's signatures cover encode, fill_mask,
