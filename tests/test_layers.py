@@ -215,7 +215,7 @@ def test_layers_under_mixed_precision(policy):
 def _attention_spec_then_layer_norm(layer, x, mask, dropout=None):
     """The spec (encoder.multi_head_attention) and the residual LayerNorm, in TF."""
     import tensorflow as tf
-    from albert_keras.layers.encoder import multi_head_attention
+    from albert_keras.layers.attention import multi_head_attention
     out = multi_head_attention(x, mask, layer.weights_by_role(), layer.num_attention_heads,
                                dropout=dropout)
     h = x + out

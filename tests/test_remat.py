@@ -104,7 +104,7 @@ def test_remat_is_in_the_config_and_checked():
 def test_chained_uses_sum_the_gradients_of_every_use_in_float32(kernels, dtype):
     """cast_in_chain_for_uses (remat "block") gives each use the one cast and the kernel
     the float32 sum of all uses' gradients, as cast_once_for_uses does."""
-    from albert_keras.layers.encoder import cast_in_chain_for_uses, cast_once_for_uses
+    from albert_keras.layers.shared_gradients import cast_in_chain_for_uses, cast_once_for_uses
 
     kernel = tf.Variable(tf.random.normal((8, 6), seed=4))
     upstream = [tf.cast(tf.random.normal((8, 6), seed=10 + i), dtype) for i in range(5)]
