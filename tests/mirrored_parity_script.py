@@ -22,7 +22,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
-from albert_keras import distributed_fit_fix  # noqa: E402
+from training import distributed_fit_fix  # noqa: E402
 
 if "--no-fix" not in sys.argv:
     distributed_fit_fix.apply()

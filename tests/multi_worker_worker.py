@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from albert_keras import distributed_fit_fix  # noqa: E402
+from training import distributed_fit_fix  # noqa: E402
 
 if "--no-fix" not in sys.argv:
     distributed_fit_fix.apply()

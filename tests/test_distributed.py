@@ -1,6 +1,6 @@
 """Strategies: MirroredStrategy over 2 logical CPUs equals one device; two
 MultiWorkerMirroredStrategy workers on localhost end with identical weights, and
-only with albert_keras.distributed_fit_fix applied. Each run is its own process:
+only with training.distributed_fit_fix applied. Each run is its own process:
 devices and collectives are fixed when TensorFlow starts."""
 
 import json

@@ -17,7 +17,7 @@ import tensorflow as tf
 def build_strategy(name: str, num_cpu_devices: int = 0, tpu: str = ""):
     if name == "default":
         return tf.distribute.get_strategy()
-    from albert_keras import distributed_fit_fix
+    from training import distributed_fit_fix
     distributed_fit_fix.apply()
     if name == "mirrored":
         gpus = tf.config.list_physical_devices("GPU")

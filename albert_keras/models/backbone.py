@@ -105,12 +105,15 @@ class AlbertBackbone(keras.Model):
         self.encoder = encoder
         self.pooler = pooler
 
-    def sequence_output_at(self, inputs, positions):
+    def sequence_output_at(self, inputs, positions=None):
         """sequence_output at `positions` only: int [batch, P] -> [batch, P, H], with the
-        last block computing just those rows (SharedEncoder's output_positions).
+        last block computing just those rows (SharedEncoder's output_positions); at every
+        position when positions is None. Never the pooler.
 
-        The pretrainer and the classifier build their graphs on it with the rows their
-        heads read, so the rows nobody reads are never computed.
+        The task models build their graphs on it with the rows their heads read (the
+        pretrainer and the classifier), or all of them without the pooler, which no span
+        or tag reads (the tagger and the question answerers), so that nothing is
+        computed that nobody reads.
         """
         x = self.embedding(inputs["input_ids"], inputs["segment_ids"])
         return self.encoder(x, inputs["input_mask"], output_positions=positions)

@@ -25,6 +25,15 @@ import keras
 import tensorflow as tf
 
 
+def sum_over_replicas(value):
+    """Sums a per-replica value over all replicas (identity outside tf.distribute): the
+    loss denominators of an update span every replica."""
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return value
+
+
 def _split(tensor, parts):
     """[batch, ...] -> [parts, batch / parts, ...]; the batch must divide evenly."""
     if tensor is None:

@@ -21,14 +21,7 @@ saved log-sum-exp (2.5-2.7x, benchmarks/kernel_choices.py).
 import tensorflow as tf
 
 from albert_keras.layers.fused_ops import is_fused, last_axis_sum
-
-
-def sum_over_replicas(value):
-    """Sums a per-replica value over all replicas (identity outside tf.distribute)."""
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-    return value
+from albert_keras.models.gradient_accumulation import sum_over_replicas
 
 
 def loss_denominators(mlm_weights):

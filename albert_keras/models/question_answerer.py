@@ -19,8 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from albert_keras.models.backbone import TakesFeatureDicts, backbone_inputs, task_backbone
-from albert_keras.models.gradient_accumulation import GradientAccumulation
-from albert_keras.models.pretraining_loss import sum_over_replicas
+from albert_keras.models.gradient_accumulation import GradientAccumulation, sum_over_replicas
 
 POSITION_NAMES = ("start_positions", "end_positions")
 
@@ -38,9 +37,7 @@ class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Mode
         backbone = task_backbone(config, backbone, "AlbertQuestionAnswerer")
         dtype = kwargs.pop("dtype", None)
         inputs = backbone_inputs()
-        # The backbone's layers, without the pooler, which no span reads.
-        sequence = backbone.encoder(
-            backbone.embedding(inputs["input_ids"], inputs["segment_ids"]), inputs["input_mask"])
+        sequence = backbone.sequence_output_at(inputs)
         head = keras.layers.Dense(
             2, kernel_initializer=keras.initializers.TruncatedNormal(
                 stddev=backbone.config.initializer_range), dtype=dtype, name="qa_outputs")

@@ -31,8 +31,7 @@ from keras import ops
 
 from albert_keras.models.backbone import (INPUT_NAMES, TakesFeatureDicts, backbone_inputs,
                                           task_backbone)
-from albert_keras.models.gradient_accumulation import GradientAccumulation
-from albert_keras.models.pretraining_loss import sum_over_replicas
+from albert_keras.models.gradient_accumulation import GradientAccumulation, sum_over_replicas
 
 LABEL_NAMES = ("start_positions", "end_positions", "is_impossible")
 # The reference's additive mask: exp(-1e30 - max) is 0 in float32.
@@ -159,8 +158,7 @@ class Squad2Head(keras.layers.Layer):
 
 
 def _forward(backbone, head, inputs, start_positions=None):
-    sequence = backbone.encoder(
-        backbone.embedding(inputs["input_ids"], inputs["segment_ids"]), inputs["input_mask"])
+    sequence = backbone.sequence_output_at(inputs)
     return head(sequence, inputs["segment_ids"], inputs["input_mask"],
                 start_positions=start_positions)
 

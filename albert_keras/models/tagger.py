@@ -17,8 +17,7 @@ import tensorflow as tf
 from keras import ops
 
 from albert_keras.models.backbone import TakesFeatureDicts, backbone_inputs, task_backbone
-from albert_keras.models.gradient_accumulation import GradientAccumulation
-from albert_keras.models.pretraining_loss import sum_over_replicas
+from albert_keras.models.gradient_accumulation import GradientAccumulation, sum_over_replicas
 
 LABEL_NAMES = ("label_ids", "label_weights")
 
@@ -37,10 +36,7 @@ class AlbertTagger(TakesFeatureDicts, GradientAccumulation, keras.Model):
         backbone = task_backbone(config, backbone, "AlbertTagger")
         dtype = kwargs.pop("dtype", None)
         inputs = backbone_inputs()
-        # The layers of the backbone, not the backbone as one node (as the classifier
-        # and pretrainer are built): the pooler, which no tag reads, stays out.
-        sequence = backbone.encoder(
-            backbone.embedding(inputs["input_ids"], inputs["segment_ids"]), inputs["input_mask"])
+        sequence = backbone.sequence_output_at(inputs)
         dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="tagger_dropout")
         head = keras.layers.Dense(
             len(tag_names), kernel_initializer=keras.initializers.TruncatedNormal(
