@@ -3,8 +3,9 @@
 The vocabulary itself (training, writing, reading and checking the SentencePiece model)
 is albert_keras.vocabulary; the special tokens' ids are albert_keras.special_tokens.
 
-One normalisation, written twice on purpose: `normalize_text` in Python (used to build
-the vocabulary and the pretraining instances) and `normalize_text_graph` in TensorFlow
+One normalisation, written twice on purpose: `normalize_text` in Python
+(albert_keras.text_normalization, used to build the vocabulary and the pretraining
+instances) and `normalize_text_graph` in TensorFlow
 ops (used inside tf.data and exported SavedModels). Both follow the reference
 `preprocess_text`: collapse whitespace, turn `` and '' into ", NFKD, drop combining
 marks, lowercase unless cased. The tests check that both give the same ids.
@@ -30,19 +31,10 @@ from tensorflow_text.python.ops.sentencepiece_tokenizer import (
 )
 
 from albert_keras.special_tokens import CLS_ID, SEP_ID
-from albert_keras.vocabulary import check_special_pieces, read_model_proto
+from albert_keras.vocabulary import SentencePieceVocabulary
 
 
 # ---------------------------------------------------------------- normalisation
-def normalize_text(text: str, lower_case: bool = True) -> str:
-    """The reference text preprocessing, in Python."""
-    text = " ".join(text.split())
-    text = text.replace("``", '"').replace("''", '"')
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return text.lower() if lower_case else text
-
-
 def regex_class(predicate) -> str:
     """An RE2 character class of all code points for which predicate(char) is true."""
     ranges, start, previous = [], None, None
@@ -201,18 +193,19 @@ class AlbertTokenizer(tf.Module):
     where only tensorflow and tensorflow_text are imported.
     """
 
-    def __init__(self, model_proto: bytes, lower_case: bool = True, name: str = "albert_tokenizer"):
+    def __init__(self, vocabulary: SentencePieceVocabulary | bytes, lower_case: bool = True,
+                 name: str = "albert_tokenizer"):
+        """vocabulary: a checked SentencePieceVocabulary, or model proto bytes to check."""
         super().__init__(name=name)
-        processor = check_special_pieces(model_proto)
-        self.vocab_size = processor.get_piece_size()
+        if not isinstance(vocabulary, SentencePieceVocabulary):
+            vocabulary = SentencePieceVocabulary.from_proto(vocabulary)
+        self.vocab_size = vocabulary.size
         self.lower_case = lower_case
-        self.sentencepiece = _SentencepieceResource(model_proto)
+        self.sentencepiece = _SentencepieceResource(vocabulary.model_proto)
 
     @classmethod
     def from_file(cls, path: str, lower_case: bool = True) -> "AlbertTokenizer":
-        proto = read_model_proto(path)
-        check_special_pieces(proto, source=path)
-        return cls(proto, lower_case=lower_case)
+        return cls(SentencePieceVocabulary.from_file(path), lower_case=lower_case)
 
     def normalize(self, text) -> tf.Tensor:
         return normalize_text_graph(tf.convert_to_tensor(text, tf.string), self.lower_case)

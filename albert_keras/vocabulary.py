@@ -2,12 +2,13 @@
 the model proto. The in-graph tokenizer that uses it is albert_keras.tokenizer.
 
 The model is a unigram SentencePiece model trained on normalised text
-(tokenizer.normalize_text) with the special pieces of albert_keras.special_tokens at ids
-0-4 and SentencePiece's nmt_nfkc rule, as the reference vocabularies.
+(text_normalization.normalize_text) with the special pieces of albert_keras.special_tokens
+at ids 0-4 and SentencePiece's nmt_nfkc rule, as the reference vocabularies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from typing import Iterable
@@ -16,6 +17,7 @@ import sentencepiece as spm
 
 from albert_keras import atomic_file
 from albert_keras.special_tokens import PAD_ID, SPECIAL_PIECES, UNK_ID
+from albert_keras.text_normalization import normalize_text
 
 
 def check_special_pieces(model_proto: bytes,
@@ -37,18 +39,41 @@ def check_special_pieces(model_proto: bytes,
     return processor
 
 
-def check_vocab_size(model_proto: bytes, vocab_size: int,
-                     source: str = "the SentencePiece model"):
-    """Raises ValueError unless the vocabulary has exactly vocab_size pieces. A smaller
-    one tokenizes without error into ids the model learned for other pieces (or never
-    trained); a larger one yields ids past the embedding table."""
-    size = check_special_pieces(model_proto, source).get_piece_size()
-    if size != vocab_size:
-        raise ValueError(
-            f"{source} has {size} pieces but the model's vocab_size is {vocab_size}: it "
-            "is not the vocabulary the model was trained with (use the run's own "
-            "spm.model; --allow_vocab_mismatch exports anyway)"
-        )
+@dataclasses.dataclass(frozen=True, eq=False)
+class SentencePieceVocabulary:
+    """A SentencePiece model read and checked once, where it enters a program: the proto
+    bytes the in-graph tokenizer runs, its pieces by id, and where it came from (named
+    in errors)."""
+
+    model_proto: bytes
+    pieces: tuple
+    source: str = "the SentencePiece model"
+
+    @classmethod
+    def from_proto(cls, model_proto: bytes,
+                   source: str = "the SentencePiece model") -> "SentencePieceVocabulary":
+        processor = check_special_pieces(model_proto, source)
+        pieces = tuple(processor.id_to_piece(i) for i in range(processor.get_piece_size()))
+        return cls(model_proto, pieces, source)
+
+    @classmethod
+    def from_file(cls, path: str) -> "SentencePieceVocabulary":
+        return cls.from_proto(read_model_proto(path), source=path)
+
+    @property
+    def size(self) -> int:
+        return len(self.pieces)
+
+    def check_size(self, vocab_size: int):
+        """Raises ValueError unless the vocabulary has exactly vocab_size pieces. A
+        smaller one tokenizes without error into ids the model learned for other pieces
+        (or never trained); a larger one yields ids past the embedding table."""
+        if self.size != vocab_size:
+            raise ValueError(
+                f"{self.source} has {self.size} pieces but the model's vocab_size is "
+                f"{vocab_size}: it is not the vocabulary the model was trained with (use "
+                "the run's own spm.model; --allow_vocab_mismatch exports anyway)"
+            )
 
 
 def train_sentencepiece(
@@ -61,12 +86,9 @@ def train_sentencepiece(
 ) -> bytes:
     """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
 
-    Sentences are normalised with tokenizer.normalize_text first; blank ones are dropped.
+    Sentences are normalised with normalize_text first; blank ones are dropped.
     hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
     """
-    # Imported here: the tokenizer module imports this one (check_special_pieces).
-    from albert_keras.tokenizer import normalize_text
-
     def normalised():
         for sentence in sentences:
             sentence = normalize_text(sentence, lower_case)

@@ -34,7 +34,7 @@ import albert_keras  # noqa: F401  (registers the model classes for load_model)
 from albert_keras import atomic_file, run_directory
 from albert_keras.config import KERNELS
 from albert_keras.models import with_kernels
-from albert_keras.vocabulary import check_special_pieces, check_vocab_size, read_model_proto
+from albert_keras.vocabulary import SentencePieceVocabulary
 from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
 from serving.warmup import write_warmup_file
 
@@ -62,15 +62,15 @@ def next_version(export_base: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def export(model, model_proto: bytes, export_base: str, *, version: int | None = None,
+def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str, *, version: int | None = None,
            max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
            model_name: str | None = None, kernels: str = "plain",
            window_stride: int | None = None, allow_vocab_mismatch: bool = False,
            vocab_source: str = "the SentencePiece model",
            null_threshold: float | None = None, squad_version: str | None = None) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
-    vocabulary (named in errors as vocab_source) must have the model's vocab_size
-    pieces unless allow_vocab_mismatch. A question answerer answers with the settings
+    vocabulary (a SentencePieceVocabulary, or model proto bytes named in errors as
+    vocab_source) must have the model's vocab_size pieces unless allow_vocab_mismatch. A question answerer answers with the settings
     it was fine-tuned with; squad_version ("1.1": always answer, "2.0": may answer "")
     and null_threshold replace them, for a model fine-tuned elsewhere (a converted
     transformers checkpoint records none and answers as SQuAD 2.0 with threshold 0)."""
@@ -81,8 +81,10 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
     if squad_version is not None and model_kind(model) != "question_answerer":
         raise ValueError(f"squad_version applies to question answerers, not to a "
                          f"{model_kind(model)}")
+    if not isinstance(vocabulary, SentencePieceVocabulary):
+        vocabulary = SentencePieceVocabulary.from_proto(vocabulary, vocab_source)
     if not allow_vocab_mismatch:
-        check_vocab_size(model_proto, model.config.vocab_size, source=vocab_source)
+        vocabulary.check_size(model.config.vocab_size)
     export_base = os.path.abspath(export_base)
     model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
     answer_settings = dict(getattr(model, "answer_settings", None) or {})
@@ -97,7 +99,7 @@ def export(model, model_proto: bytes, export_base: str, *, version: int | None =
         window_stride = window_stride or getattr(model, "window_stride", None)
     # "plain" by default: TF Serving compiles XLA on CPU only when told to.
     model = with_kernels(model, kernels)
-    module = AlbertServingModule(model, model_proto, max_seq_length=max_seq_length,
+    module = AlbertServingModule(model, vocabulary, max_seq_length=max_seq_length,
                                  lower_case=lower_case, top_k=top_k,
                                  window_stride=window_stride,
                                  answer_settings=answer_settings)
@@ -166,13 +168,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         model = load_model(args.model)
-        proto = read_model_proto(args.spm_model)
-        check_special_pieces(proto, source=args.spm_model)
-        path = export(model, proto, args.export_base, version=args.version,
+        vocabulary = SentencePieceVocabulary.from_file(args.spm_model)
+        path = export(model, vocabulary, args.export_base, version=args.version,
                       max_seq_length=args.max_seq_length, lower_case=not args.cased,
                       top_k=args.top_k, model_name=args.model_name, kernels=args.kernels,
                       window_stride=args.window_stride,
-                      allow_vocab_mismatch=args.allow_vocab_mismatch, vocab_source=args.spm_model,
+                      allow_vocab_mismatch=args.allow_vocab_mismatch,
                       null_threshold=args.null_threshold, squad_version=args.squad_version)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -38,7 +38,7 @@ from albert_keras.models import (AlbertBackbone, AlbertClassifier, AlbertPretrai
                                  AlbertQuestionAnswerer, AlbertSquad2Answerer, AlbertTagger)
 from albert_keras.special_tokens import CLS_ID, MASK_ID, SEP_ID
 from albert_keras.tokenizer import AlbertTokenizer, pack_segments
-from albert_keras.vocabulary import check_special_pieces
+from albert_keras.vocabulary import SentencePieceVocabulary
 
 MASK_TEXT = "[MASK]"
 _TEXT = tf.TensorSpec([None], tf.string)
@@ -80,11 +80,6 @@ def _valid_utf8(text, shape=(None,)):
     text = tf.ensure_shape(text, shape)
     return tf.strings.unicode_transcode(
         text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-
-
-def _pieces(model_proto: bytes) -> list:
-    processor = check_special_pieces(model_proto)
-    return [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
 
 
 def _trim_padding(features):
@@ -165,7 +160,8 @@ def _forward_in_length_groups(model, features, positional: tuple, min_width: int
 class AlbertServingModule(tf.Module):
     """The exported object: model + tokenizer + one tf.function per signature."""
 
-    def __init__(self, model, model_proto: bytes, *, max_seq_length: int,
+    def __init__(self, model, vocabulary: SentencePieceVocabulary | bytes, *,
+                 max_seq_length: int,
                  lower_case: bool = True, top_k: int = 5, window_stride: int | None = None,
                  answer_settings: dict | None = None):
         super().__init__(name="albert_serving")
@@ -176,8 +172,10 @@ class AlbertServingModule(tf.Module):
                              f"(the model's max_position_embeddings), got {max_seq_length}")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        self.tokenizer = AlbertTokenizer(model_proto, lower_case=lower_case)
-        self.pieces = _pieces(model_proto)  # id -> piece, for the string outputs
+        if not isinstance(vocabulary, SentencePieceVocabulary):
+            vocabulary = SentencePieceVocabulary.from_proto(vocabulary)
+        self.tokenizer = AlbertTokenizer(vocabulary, lower_case=lower_case)
+        self.pieces = list(vocabulary.pieces)  # id -> piece, for the string outputs
         if self.tokenizer.vocab_size > config.vocab_size:
             raise ValueError(f"The SentencePiece model has {self.tokenizer.vocab_size} pieces, "
                              f"more than the model's vocab_size {config.vocab_size}")

@@ -78,7 +78,7 @@ def instance_arrays(num_documents: int, max_seq_length: int, seed: int = 0,
     import sentencepiece as spm
 
     from albert_keras.data.instances import create_instances, pad_instances, word_start_table
-    from albert_keras.tokenizer import normalize_text
+    from albert_keras.text_normalization import normalize_text
 
     processor = spm.SentencePieceProcessor(model_file=tiny_spm_model())
     starts = word_start_table([processor.id_to_piece(i) for i in range(processor.get_piece_size())])

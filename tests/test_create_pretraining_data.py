@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from albert_keras.data.records import describe_record
 from albert_keras.special_tokens import CLS_ID, SEP_ID
-from albert_keras.tokenizer import normalize_text
+from albert_keras.text_normalization import normalize_text
 from data_fixtures import generated_documents, tiny_spm_model, write_corpus
 from training import create_pretraining_data as cpd
 

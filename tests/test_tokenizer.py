@@ -9,6 +9,7 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from albert_keras import tokenizer as tok
+from albert_keras.text_normalization import normalize_text
 from data_fixtures import VARIED_TEXT, generated_documents, tiny_spm_model, write_corpus
 
 EXTRA_TEXT = [
@@ -31,15 +32,15 @@ def test_graph_normalization_equals_python():
     texts = VARIED_TEXT + EXTRA_TEXT
     for lower in (True, False):
         graph = tok.normalize_text_graph(tf.constant(texts), lower).numpy()
-        assert [g.decode("utf-8") for g in graph] == [tok.normalize_text(t, lower) for t in texts]
-    assert tok.normalize_text("  Café\t``x''  ") == 'cafe "x"'
+        assert [g.decode("utf-8") for g in graph] == [normalize_text(t, lower) for t in texts]
+    assert normalize_text("  Café\t``x''  ") == 'cafe "x"'
 
 
 def test_ids_equal_python_sentencepiece(tokenizer, model_path):
     processor = spm.SentencePieceProcessor(model_file=model_path)
     texts = VARIED_TEXT + EXTRA_TEXT + [s for d in generated_documents(20, seed=9) for s in d]
     ids = tokenizer.tokenize(tf.constant(texts)).to_list()
-    assert ids == processor.encode([tok.normalize_text(t) for t in texts])
+    assert ids == processor.encode([normalize_text(t) for t in texts])
     assert ids[VARIED_TEXT.index("")] == []
 
 
@@ -60,7 +61,7 @@ def test_offsets_tile_each_chunk_with_the_whole_text_pieces(tokenizer, model_pat
     texts = (VARIED_TEXT + EXTRA_TEXT + ["\u0301x a\u200bb ``x'''' y", "``", "(a)b, c."]
              + [s for d in generated_documents(20, seed=9) for s in d])
     ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
-    assert ids.to_list() == processor.encode([tok.normalize_text(t) for t in texts])
+    assert ids.to_list() == processor.encode([normalize_text(t) for t in texts])
     for text, pieces, piece_starts, piece_ends in zip(texts, ids.to_list(), starts.to_list(),
                                                       ends.to_list()):
         spans = list(zip(piece_starts, piece_ends))
@@ -71,22 +72,22 @@ def test_offsets_tile_each_chunk_with_the_whole_text_pieces(tokenizer, model_pat
             elif start == end:
                 # A piece that ends inside one character's normalised text ("▁f" of the
                 # ligature "ﬁ"): the character belongs to the next piece.
-                assert len(tok.normalize_text(text[start])) > 1, (text, piece)
+                assert len(normalize_text(text[start])) > 1, (text, piece)
         assert all(e <= s for (_, e), (s, _) in zip(spans, spans[1:]))  # in order, apart
         for chunk_start, chunk_end in _chunks(text):
             inside = [(s, e) for s, e in spans if e > s and chunk_start <= s < chunk_end]
-            if not tok.normalize_text(text[chunk_start:chunk_end]):
+            if not normalize_text(text[chunk_start:chunk_end]):
                 assert not inside
                 continue
             # Contiguous pieces up to the chunk's end, the first from its first character
             # that normalises to something; together they normalise to the chunk.
             assert inside[-1][1] == chunk_end
             assert all(e == s for (_, e), (s, _) in zip(inside, inside[1:]))
-            assert not tok.normalize_text(text[chunk_start:inside[0][0]])
-            joined = "".join(tok.normalize_text(text[s:e]) for s, e in inside)
+            assert not normalize_text(text[chunk_start:inside[0][0]])
+            joined = "".join(normalize_text(text[s:e]) for s, e in inside)
             final_sigma = str.maketrans("\u03c2", "\u03c3")  # its lowercase depends on context
             assert (joined.translate(final_sigma)
-                    == tok.normalize_text(text[chunk_start:chunk_end]).translate(final_sigma))
+                    == normalize_text(text[chunk_start:chunk_end]).translate(final_sigma))
     none = tokenizer.tokenize_with_offsets(tf.constant([], tf.string))
     assert [part.shape[0] for part in none] == [0, 0, 0]
 

@@ -38,7 +38,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from albert_keras.data.corpus import CorpusError
-from training.create_pretraining_data import (COUNTS, FIRSTS, FileTask, check_run,
+from training.pretraining_data_engine import (COUNTS, FIRSTS, FileTask, check_run,
                                               output_paths, process_file, slice_paths,
                                               summarize)
 
