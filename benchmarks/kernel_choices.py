@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from albert_keras.layers import fused_ops  # noqa: E402
 from albert_keras.layers.shared_gradients import cast_once_for_uses  # noqa: E402
-from albert_keras.models.pretraining_loss import sparse_softmax_cross_entropy  # noqa: E402
+from albert_keras.layers.fused_ops import sparse_softmax_cross_entropy  # noqa: E402
 
 BF16 = tf.bfloat16
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from albert_keras import AlbertPretrainer
 from albert_keras.layers import SharedEncoder, fused_ops
 from albert_keras.layers.shared_gradients import cast_once_for_uses
-from albert_keras.models.pretraining_loss import sparse_softmax_cross_entropy
+from albert_keras.layers.fused_ops import sparse_softmax_cross_entropy
 from albert_keras.optimization import create_optimizer
 from model_harness import pretraining_batch, small_config
 

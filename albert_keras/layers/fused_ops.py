@@ -1,6 +1,7 @@
-"""The element-wise parts of an encoder block, in both forms: plain TensorFlow ops and
-fused XLA kernels. Which form runs is the model's `kernels` (config.KERNELS), passed
-to every function here; nothing in this module is a setting.
+"""The element-wise parts of an encoder block, and the masked-LM cross entropy, in both
+forms: plain TensorFlow ops and fused XLA kernels. Which form runs is the model's
+`kernels` (config.KERNELS), passed to every function here; nothing in this module is a
+setting.
 
 Between the block's GEMMs sit bias + GELU, the attention softmax and residual +
 LayerNorm. As separate TensorFlow ops each is several passes over memory, forward and
@@ -221,3 +222,53 @@ def masked_softmax(scores, mask_bias, kernels):
     if is_fused(kernels):
         return _masked_softmax_kernel(kernels == "xla_cpu")(scores, mask_bias)
     return tf.cast(tf.nn.softmax(_f32(scores) + mask_bias, axis=-1), scores.dtype)
+
+
+# --- the masked-LM cross entropy -----------------------------------------------------
+# TensorFlow's op writes the [rows, V] gradient in its forward pass and is single-pass
+# slow on CPU; the XLA form reads the logits twice and writes the gradient only in the
+# backward pass, from the saved log-sum-exp (2.5-2.7x, benchmarks/kernel_choices.py).
+
+@tf.function(jit_compile=True, autograph=False)
+def _cross_entropy_forward(logits, labels, by_matvec):
+    logits = tf.cast(logits, tf.float32)
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)
+    log_sum_exp = top + tf.math.log(last_axis_sum(tf.exp(logits - top), by_matvec))
+    vocab = tf.shape(logits)[-1]
+    valid = (labels >= 0) & (labels < vocab)
+    picked = tf.gather(logits, tf.clip_by_value(labels, 0, vocab - 1)[:, None],
+                       batch_dims=1)[:, 0]
+    nan = tf.constant(float("nan"), tf.float32)
+    return tf.where(valid, log_sum_exp[:, 0] - picked, nan), log_sum_exp
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _cross_entropy_backward(logits, labels, log_sum_exp, upstream):
+    probs = tf.exp(tf.cast(logits, tf.float32) - log_sum_exp)
+    target = tf.one_hot(labels, tf.shape(logits)[-1], dtype=tf.float32)
+    return tf.cast((probs - target) * upstream[:, None], logits.dtype)
+
+
+def sparse_softmax_cross_entropy(labels, logits, kernels):
+    """Per-row -log softmax(logits)[label], in float32. labels: int [...]; logits: [..., V].
+
+    In the XLA form a label outside [0, V) gives a NaN loss, as TensorFlow's op does
+    on GPU (on CPU TensorFlow's op raises).
+    """
+    labels = tf.cast(labels, tf.int32)
+    if not is_fused(kernels):
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+    batch_shape = tf.shape(labels)
+    flat_labels = tf.reshape(labels, (-1,))
+    by_matvec = kernels == "xla_cpu"
+
+    @tf.custom_gradient
+    def fused(flat_logits):
+        losses, log_sum_exp = _cross_entropy_forward(flat_logits, flat_labels, by_matvec)
+
+        def grad(upstream):
+            return _cross_entropy_backward(flat_logits, flat_labels, log_sum_exp, upstream)
+        return losses, grad
+
+    losses = fused(tf.reshape(logits, (-1, tf.shape(logits)[-1])))
+    return tf.reshape(losses, batch_shape)

@@ -11,16 +11,14 @@ gradient accumulation the global batch is the whole update: each micro-batch's s
 are divided by the update's denominators (loss_denominators), so that the micro-batches'
 summed gradients equal the gradient of the update's batch in one piece.
 
-The MLM cross entropy has two forms, chosen by the model's kernels: TensorFlow's op
-("plain") and an XLA kernel ("xla", "xla_cpu"). TensorFlow's op writes the
-[rows, V] gradient in its forward pass and is single-pass slow on CPU; the XLA form
-reads the logits twice and writes the gradient only in the backward pass, from the
-saved log-sum-exp (2.5-2.7x, benchmarks/kernel_choices.py).
+The MLM cross entropy has two forms, chosen by the model's kernels
+(fused_ops.sparse_softmax_cross_entropy): TensorFlow's op ("plain") and an XLA kernel
+("xla", "xla_cpu").
 """
 
 import tensorflow as tf
 
-from albert_keras.layers.fused_ops import is_fused, last_axis_sum
+from albert_keras.layers.fused_ops import sparse_softmax_cross_entropy
 from albert_keras.models.gradient_accumulation import sum_over_replicas
 
 
@@ -50,48 +48,3 @@ def pretraining_losses(mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels,
     sop_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(sop_labels, sop_logits)
     sop_loss = tf.reduce_sum(sop_losses) / denominators["sequences"]
     return mlm_loss, sop_loss, mlm_losses, sop_losses
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _cross_entropy_forward(logits, labels, by_matvec):
-    logits = tf.cast(logits, tf.float32)
-    top = tf.reduce_max(logits, axis=-1, keepdims=True)
-    log_sum_exp = top + tf.math.log(last_axis_sum(tf.exp(logits - top), by_matvec))
-    vocab = tf.shape(logits)[-1]
-    valid = (labels >= 0) & (labels < vocab)
-    picked = tf.gather(logits, tf.clip_by_value(labels, 0, vocab - 1)[:, None],
-                       batch_dims=1)[:, 0]
-    nan = tf.constant(float("nan"), tf.float32)
-    return tf.where(valid, log_sum_exp[:, 0] - picked, nan), log_sum_exp
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _cross_entropy_backward(logits, labels, log_sum_exp, upstream):
-    probs = tf.exp(tf.cast(logits, tf.float32) - log_sum_exp)
-    target = tf.one_hot(labels, tf.shape(logits)[-1], dtype=tf.float32)
-    return tf.cast((probs - target) * upstream[:, None], logits.dtype)
-
-
-def sparse_softmax_cross_entropy(labels, logits, kernels):
-    """Per-row -log softmax(logits)[label], in float32. labels: int [...]; logits: [..., V].
-
-    In the XLA form a label outside [0, V) gives a NaN loss, as TensorFlow's op does
-    on GPU (on CPU TensorFlow's op raises).
-    """
-    labels = tf.cast(labels, tf.int32)
-    if not is_fused(kernels):
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
-    batch_shape = tf.shape(labels)
-    flat_labels = tf.reshape(labels, (-1,))
-    by_matvec = kernels == "xla_cpu"
-
-    @tf.custom_gradient
-    def fused(flat_logits):
-        losses, log_sum_exp = _cross_entropy_forward(flat_logits, flat_labels, by_matvec)
-
-        def grad(upstream):
-            return _cross_entropy_backward(flat_logits, flat_labels, log_sum_exp, upstream)
-        return losses, grad
-
-    losses = fused(tf.reshape(logits, (-1, tf.shape(logits)[-1])))
-    return tf.reshape(losses, batch_shape)
