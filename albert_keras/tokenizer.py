@@ -197,8 +197,7 @@ class AlbertTokenizer(tf.Module):
                  name: str = "albert_tokenizer"):
         """vocabulary: a checked SentencePieceVocabulary, or model proto bytes to check."""
         super().__init__(name=name)
-        if not isinstance(vocabulary, SentencePieceVocabulary):
-            vocabulary = SentencePieceVocabulary.from_proto(vocabulary)
+        vocabulary = SentencePieceVocabulary.of(vocabulary)
         self.vocab_size = vocabulary.size
         self.lower_case = lower_case
         self.sentencepiece = _SentencepieceResource(vocabulary.model_proto)

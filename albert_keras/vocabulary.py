@@ -57,6 +57,13 @@ class SentencePieceVocabulary:
         return cls(model_proto, pieces, source)
 
     @classmethod
+    def of(cls, vocabulary, source: str = "the SentencePiece model") -> "SentencePieceVocabulary":
+        """vocabulary as it is when already checked, else read from its proto bytes."""
+        if isinstance(vocabulary, cls):
+            return vocabulary
+        return cls.from_proto(vocabulary, source)
+
+    @classmethod
     def from_file(cls, path: str) -> "SentencePieceVocabulary":
         return cls.from_proto(read_model_proto(path), source=path)
 

@@ -62,18 +62,20 @@ def next_version(export_base: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str, *, version: int | None = None,
-           max_seq_length: int | None = None, lower_case: bool = True, top_k: int = 5,
+def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str, *,
+           version: int | None = None, max_seq_length: int | None = None,
+           lower_case: bool = True, top_k: int = 5,
            model_name: str | None = None, kernels: str = "plain",
            window_stride: int | None = None, allow_vocab_mismatch: bool = False,
            vocab_source: str = "the SentencePiece model",
            null_threshold: float | None = None, squad_version: str | None = None) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
     vocabulary (a SentencePieceVocabulary, or model proto bytes named in errors as
-    vocab_source) must have the model's vocab_size pieces unless allow_vocab_mismatch. A question answerer answers with the settings
-    it was fine-tuned with; squad_version ("1.1": always answer, "2.0": may answer "")
-    and null_threshold replace them, for a model fine-tuned elsewhere (a converted
-    transformers checkpoint records none and answers as SQuAD 2.0 with threshold 0)."""
+    vocab_source) must have the model's vocab_size pieces unless allow_vocab_mismatch.
+    A question answerer answers with the settings it was fine-tuned with; squad_version
+    ("1.1": always answer, "2.0": may answer "") and null_threshold replace them, for a
+    model fine-tuned elsewhere (a converted transformers checkpoint records none and
+    answers as SQuAD 2.0 with threshold 0)."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
     if squad_version not in (None, "1.1", "2.0"):
@@ -81,8 +83,7 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
     if squad_version is not None and model_kind(model) != "question_answerer":
         raise ValueError(f"squad_version applies to question answerers, not to a "
                          f"{model_kind(model)}")
-    if not isinstance(vocabulary, SentencePieceVocabulary):
-        vocabulary = SentencePieceVocabulary.from_proto(vocabulary, vocab_source)
+    vocabulary = SentencePieceVocabulary.of(vocabulary, vocab_source)
     if not allow_vocab_mismatch:
         vocabulary.check_size(model.config.vocab_size)
     export_base = os.path.abspath(export_base)

@@ -172,8 +172,7 @@ class AlbertServingModule(tf.Module):
                              f"(the model's max_position_embeddings), got {max_seq_length}")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        if not isinstance(vocabulary, SentencePieceVocabulary):
-            vocabulary = SentencePieceVocabulary.from_proto(vocabulary)
+        vocabulary = SentencePieceVocabulary.of(vocabulary)
         self.tokenizer = AlbertTokenizer(vocabulary, lower_case=lower_case)
         self.pieces = list(vocabulary.pieces)  # id -> piece, for the string outputs
         if self.tokenizer.vocab_size > config.vocab_size:
