@@ -35,7 +35,7 @@ LADDER = (
               "the same text (case-insensitively), across windows too"),
     ("piece_bounds", "spans start and end at any piece with characters (not at a lone "
                      "\u2581 piece) and answer exactly those pieces' characters, without "
-                     "the space before the first (data/squad_windows.py); the pipeline "
+                     "the space before the first (tasks/question_answering/windows.py); the pipeline "
                      "widens the span to whole whitespace-delimited words, its offsets "
                      "taking in the space before a word"),
     ("n_best", "only the 20 highest start and the 20 highest end logits of a window "
@@ -144,7 +144,7 @@ def context_starts(windows: list, stride: int) -> list:
 def best_windows(window_starts: list, window_lengths: list, total: int) -> list:
     """For each of `total` pieces, the window that reads it best: the most context,
     min(left, right) + 0.01 * window length, the first such window on ties (the
-    reference _check_is_max_context, as data/windows.py)."""
+    reference _check_is_max_context, as tasks/window_batches.py)."""
     best = []
     for piece in range(total):
         scores = [min(piece - s, s + n - 1 - piece) + 0.01 * n if s <= piece < s + n else -1

@@ -19,9 +19,9 @@ Contenders, each a worker process (benchmarks/harness.py), interleaved round by 
   build). Called with max_seq_len 384, doc_stride 128, max_question_len 64,
   max_answer_len 30, handle_impossible_answer=True, top_k 1, batch_size 1 or 32.
 - transformers-5+our-extraction: what a transformers 5 user writes instead: the
-  project's windows (data/squad_windows.py, as a tf.function), transformers 5's
+  project's windows (tasks/question_answering/windows.py, as a tf.function), transformers 5's
   AlbertForQuestionAnswering on them (padding cut to the longest window, as ours does)
-  and the project's Python answer extraction (data/squad_answers.extract_answers_python).
+  and the project's Python answer extraction (tasks/question_answering/answers.extract_answers_python).
 
 The model: transformers' AlbertForQuestionAnswering with the albert-base-v2 shape (E 128,
 H 768, 12 layers, 12 heads, FFN 3072, 512 positions) and the vocabulary's 5,000 pieces,
@@ -147,17 +147,20 @@ def prepare_tokenizer(work_dir):
 def prepare_export(work_dir):
     """(main env) from_transformers, the fine-tuning settings, serving.export.export."""
     from albert_keras.convert import from_transformers
+    from albert_keras.tasks.question_answering.answers import AnswerSettings
+    from albert_keras.tasks.question_answering.settings import AnsweringSettings
+    from albert_keras.tasks.question_answering.windows import WindowSettings
     from albert_keras.vocabulary import read_model_proto
     from serving.export import export
 
     model = from_transformers(os.path.join(work_dir, "hf"))
-    model.answer_settings = dict(WINDOWS, **ANSWERS)
+    model.settings = AnsweringSettings(WindowSettings(**WINDOWS), AnswerSettings(**ANSWERS))
     print(export(model, read_model_proto(SPM_MODEL), os.path.join(work_dir, "export"),
                  version=1, max_seq_length=WINDOWS["max_seq_length"]))
 
 
 def sample_questions(path=SQUAD_SAMPLE) -> list:
-    from albert_keras.data.squad import read_squad
+    from albert_keras.tasks.question_answering.squad_files import read_squad
     return [dict(id=e.qid, question=e.question, context=e.context,
                  answers=[text for text, _ in e.answers]) for e in read_squad(path)]
 
@@ -268,8 +271,8 @@ def transformers5_answerer(work_dir):
     import torch
     import transformers
 
-    from albert_keras.data.squad_answers import AnswerSettings, extract_answers_python
-    from albert_keras.data.squad_windows import WindowSettings, squad_windows
+    from albert_keras.tasks.question_answering.answers import AnswerSettings, extract_answers_python
+    from albert_keras.tasks.question_answering.windows import WindowSettings, squad_windows
     from albert_keras.tokenizer import AlbertTokenizer
     from albert_keras.vocabulary import read_model_proto
 

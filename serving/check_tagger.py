@@ -5,7 +5,7 @@
 
 For every sentence of the tagged files (CoNLL-U, CoNLL columns or JSONL), the SavedModel's
 `tag_words` (given the file's own words) must give the tags that fine-tuning's evaluation
-gives with the Keras model (albert_keras.data.tagging.predict_tags, the same
+gives with the Keras model (albert_keras.tasks.tagging.data.predict_tags, the same
 windows). Prints {"sentences", "words", "same_sentences", "same_words"} as JSON and
 exits 0 when every tag agrees, 1 otherwise (listing the first sentences that differ).
 """
@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 import albert_keras  # noqa: F401  (registers the model classes for load_model)
-from albert_keras.data import tagging
+from albert_keras.tasks.tagging import data as tagging
 from albert_keras.tokenizer import AlbertTokenizer
 from serving.export import load_model
 
@@ -37,8 +37,9 @@ def compare(model, tokenizer, export_dir: str, sentences, batch_size: int = 32) 
                    for row, n in zip(out["tags"].numpy(), out["word_count"].numpy())]
     forward = tf.function(lambda features: model(features, training=False),
                           reduce_retracing=True)
-    evaluated = tagging.predict_tags(forward, tokenizer, sentences, model.window_length,
-                                     model.window_stride, model.tag_names)
+    evaluated = tagging.predict_tags(forward, tokenizer, sentences,
+                                     model.settings.window_length,
+                                     model.settings.window_stride, model.tag_names)
     differ = [i for i, (a, b) in enumerate(zip(served, evaluated)) if a != b]
     return {"sentences": len(sentences), "words": sum(len(s) for s in served),
             "same_sentences": len(sentences) - len(differ),

@@ -33,6 +33,8 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import (get_model_metadata_pb2, model_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
+from albert_keras.tasks import all_tasks
+
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -411,32 +413,19 @@ class RestClient:
 
 
 # ------------------------------------------------------------------ CLI
-_TEXT_INPUTS = {"sentence_order": ("text_a", "text_b")}
+def text_inputs(text: list, text_b: list | None) -> dict:
+    """The shared raw-text signatures' input dict from --text (and --text_b) values."""
+    return {"text": text, **({"text_b": text_b} if text_b is not None else {})}
 
 
-def text_inputs(signature: str, text: list, text_b: list | None) -> dict:
-    """The raw-text signatures' input dict from --text (and --text_b) values."""
-    first, second = _TEXT_INPUTS.get(signature, ("text", "text_b"))
-    inputs = {first: text}
-    if text_b is not None:
-        inputs[second] = text_b
-    return inputs
-
-
-def words_inputs(rows: list) -> dict:
-    """tag_words' input from --words values (one sentence each, words split by spaces):
-    [batch, longest] with "" as padding."""
-    split = [row.split() for row in rows]
-    width = max((len(words) for words in split), default=0)
-    return {"words": [words + [""] * (width - len(words)) for words in split]}
-
-
-def answer_inputs(questions: list, contexts: list | None) -> dict:
-    """The answer signature's input from --question and --context values, in pairs."""
-    if not contexts or len(contexts) != len(questions):
-        raise ValueError(f"give one --context per --question ({len(questions)} questions, "
-                         f"{len(contexts or [])} contexts)")
-    return {"question": questions, "context": contexts}
+def signature_inputs(signature: str, args) -> dict | None:
+    """The inputs from the parsed flags: a task's own flags (its client_options), else
+    --text / --text_b; None when none were given."""
+    for task in all_tasks():
+        inputs = task.client_inputs(signature, args)
+        if inputs is not None:
+            return inputs
+    return text_inputs(args.text, args.text_b) if args.text else None
 
 
 def _jsonable(value):
@@ -464,13 +453,10 @@ def main(argv=None) -> int:
                         help="input text; repeat for a batch")
     parser.add_argument("--text_b", action="append",
                         help="second segment (embed_pair, classify_pair, sentence_order)")
-    parser.add_argument("--words", action="append",
-                        help="tag_words: one sentence's words, split by spaces; repeat for a "
-                             "batch")
-    parser.add_argument("--question", action="append",
-                        help="answer: a question; repeat for a batch, each with a --context")
-    parser.add_argument("--context", action="append",
-                        help="answer: the text the question's answer is taken from")
+    task_options = {name: options for task in all_tasks()
+                    for name, options in task.client_options.items()}
+    for name, options in task_options.items():  # --words, --question, --context, ...
+        parser.add_argument(f"--{name}", **options)
     parser.add_argument("--inputs_json", help='any inputs as JSON: {"input_ids": [[2, 3]], ...}')
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--rest", action="store_true", help="use the REST API, not gRPC")
@@ -488,18 +474,14 @@ def main(argv=None) -> int:
             else:
                 if args.inputs_json:
                     inputs = json.loads(args.inputs_json)
-                elif args.words:
-                    inputs = words_inputs(args.words)
-                elif args.question:
+                else:
                     try:
-                        inputs = answer_inputs(args.question, args.context)
+                        inputs = signature_inputs(args.signature, args)
                     except ValueError as error:
                         parser.error(str(error))
-                elif args.text:
-                    inputs = text_inputs(args.signature, args.text, args.text_b)
-                else:
-                    parser.error("give --text, --words, --question or --inputs_json "
-                                 "(or --metadata)")
+                    if inputs is None:
+                        flags = ", ".join(f"--{name}" for name in ["text", *task_options])
+                        parser.error(f"give {flags} or --inputs_json (or --metadata)")
                 result = client.predict(args.model, args.signature, inputs, args.version)
         except ServingError as error:
             print(json.dumps({"error": error.message, "code": error.code}), file=sys.stderr)

@@ -35,7 +35,8 @@ from albert_keras import atomic_file, run_directory
 from albert_keras.config import KERNELS
 from albert_keras.models import with_kernels
 from albert_keras.vocabulary import SentencePieceVocabulary
-from serving.export_module import SIGNATURES, AlbertServingModule, model_kind
+from albert_keras.tasks import all_tasks
+from serving.export_module import AlbertServingModule, serving_task, signature_names
 from serving.warmup import write_warmup_file
 
 def load_model(path: str) -> keras.Model:
@@ -64,46 +65,31 @@ def next_version(export_base: str) -> int:
 
 def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str, *,
            version: int | None = None, max_seq_length: int | None = None,
-           lower_case: bool = True, top_k: int = 5,
-           model_name: str | None = None, kernels: str = "plain",
-           window_stride: int | None = None, allow_vocab_mismatch: bool = False,
-           vocab_source: str = "the SentencePiece model",
-           null_threshold: float | None = None, squad_version: str | None = None) -> str:
+           lower_case: bool = True, model_name: str | None = None, kernels: str = "plain",
+           allow_vocab_mismatch: bool = False,
+           vocab_source: str = "the SentencePiece model", **task_options) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
     vocabulary (a SentencePieceVocabulary, or model proto bytes named in errors as
     vocab_source) must have the model's vocab_size pieces unless allow_vocab_mismatch.
-    A question answerer answers with the settings it was fine-tuned with; squad_version
-    ("1.1": always answer, "2.0": may answer "") and null_threshold replace them, for a
-    model fine-tuned elsewhere (a converted transformers checkpoint records none and
-    answers as SQuAD 2.0 with threshold 0)."""
+    max_seq_length: the task's default (a tagger's or question answerer's fine-tuning
+    windows, else max_position_embeddings). task_options: the export options of the
+    model's task (albert_keras.tasks: top_k, window_stride, null_threshold,
+    squad_version, ...), which replace the settings the model carries."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
-    if squad_version not in (None, "1.1", "2.0"):
-        raise ValueError(f"squad_version must be 1.1 or 2.0, got {squad_version!r}")
-    if squad_version is not None and model_kind(model) != "question_answerer":
-        raise ValueError(f"squad_version applies to question answerers, not to a "
-                         f"{model_kind(model)}")
+    task = serving_task(model)
     vocabulary = SentencePieceVocabulary.of(vocabulary, vocab_source)
     if not allow_vocab_mismatch:
         vocabulary.check_size(model.config.vocab_size)
     export_base = os.path.abspath(export_base)
     model_name = model_name or os.path.basename(export_base.rstrip(os.sep))
-    answer_settings = dict(getattr(model, "answer_settings", None) or {})
-    if null_threshold is not None:
-        answer_settings["null_threshold"] = float(null_threshold)
-    if squad_version is not None:
-        answer_settings["version_2"] = squad_version == "2.0"
-    if max_seq_length is None:  # a tagger or question answerer: the fine-tuning windows
-        max_seq_length = (getattr(model, "window_length", None)
-                          or answer_settings.get("max_seq_length")
-                          or model.config.max_position_embeddings)
-        window_stride = window_stride or getattr(model, "window_stride", None)
+    if max_seq_length is None:
+        max_seq_length = (task.serving_length(model) if task
+                          else model.config.max_position_embeddings)
     # "plain" by default: TF Serving compiles XLA on CPU only when told to.
     model = with_kernels(model, kernels)
     module = AlbertServingModule(model, vocabulary, max_seq_length=max_seq_length,
-                                 lower_case=lower_case, top_k=top_k,
-                                 window_stride=window_stride,
-                                 answer_settings=answer_settings)
+                                 lower_case=lower_case, **task_options)
     os.makedirs(export_base, exist_ok=True)
     if version is None:
         version = next_version(export_base)
@@ -134,20 +120,12 @@ def parse_args(argv=None):
     parser.add_argument("--version", type=int, default=None,
                         help="version number (default: the next integer)")
     parser.add_argument("--max_seq_length", type=int, default=None,
-                        help="longest packed sequence (default: max_position_embeddings)")
-    parser.add_argument("--top_k", type=int, default=5, help="fill_mask candidates per mask")
-    parser.add_argument("--window_stride", type=int, default=None,
-                        help="taggers: pieces between the windows of a long sentence "
-                             "(default: the fine-tuning run's with its max_seq_length, "
-                             "else half a window)")
-    parser.add_argument("--null_threshold", type=float, default=None,
-                        help="SQuAD 2.0 question answerers: answer \"\" when the no-answer "
-                             "score exceeds this (default: the threshold stored at "
-                             "fine-tuning, the eval file's best F1)")
-    parser.add_argument("--squad_version", choices=("1.1", "2.0"), default=None,
-                        help="question answerers: 1.1 always answers, 2.0 may answer \"\" "
-                             "(default: the fine-tuning run's; a converted model records "
-                             "none and answers as 2.0)")
+                        help="longest packed sequence (default: a tagger's or question "
+                             "answerer's fine-tuning windows, else max_position_embeddings)")
+    options = {name: settings for task in all_tasks()
+               for name, settings in task.export_options.items()}
+    for name, settings in options.items():  # the tasks' own (--top_k, --window_stride, ...)
+        parser.add_argument(f"--{name}", default=None, **settings)
     parser.add_argument("--cased", action="store_true",
                         help="the vocabulary is cased (do not lowercase text)")
     parser.add_argument("--allow_vocab_mismatch", action="store_true",
@@ -170,16 +148,16 @@ def main(argv=None) -> int:
     try:
         model = load_model(args.model)
         vocabulary = SentencePieceVocabulary.from_file(args.spm_model)
+        task_options = {name: getattr(args, name) for task in all_tasks()
+                        for name in task.export_options}
         path = export(model, vocabulary, args.export_base, version=args.version,
                       max_seq_length=args.max_seq_length, lower_case=not args.cased,
-                      top_k=args.top_k, model_name=args.model_name, kernels=args.kernels,
-                      window_stride=args.window_stride,
-                      allow_vocab_mismatch=args.allow_vocab_mismatch,
-                      null_threshold=args.null_threshold, squad_version=args.squad_version)
+                      model_name=args.model_name, kernels=args.kernels,
+                      allow_vocab_mismatch=args.allow_vocab_mismatch, **task_options)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    names = SIGNATURES[model_kind(model)]
+    names = signature_names(model)
     print(json.dumps({"export_dir": path, "signatures": list(names),
                       "serving_default": names[0]}))
     return 0

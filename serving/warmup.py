@@ -13,24 +13,18 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from albert_keras.tasks import all_tasks
+
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 _TEXT = np.array([b"The quick brown fox jumps over the lazy dog.", b"A short one."])
 _TEXT_B = np.array([b"It was a sunny day.", b"Another sentence."])
 
-EXAMPLE_INPUTS = {
+# The shared signatures' inputs; each task gives its own (Task.example_inputs).
+SHARED_EXAMPLE_INPUTS = {
     "embed": {"text": _TEXT},
     "embed_pair": {"text": _TEXT, "text_b": _TEXT_B},
-    "classify": {"text": _TEXT},
-    "classify_pair": {"text": _TEXT, "text_b": _TEXT_B},
-    "sentence_order": {"text_a": _TEXT, "text_b": _TEXT_B},
-    "fill_mask": {"text": np.array([b"The quick brown [MASK] jumps.", b"No mask."])},
     "tokenize": {"text": _TEXT},
-    "tag": {"text": _TEXT},
-    "tag_words": {"words": np.array([[b"The", b"quick", b"brown", b"fox", b"."],
-                                     [b"A", b"short", b"one", b".", b""]])},
-    "answer": {"question": np.array([b"What jumps?", b"Who?"]),
-               "context": np.array([b"The quick brown fox jumps over the lazy dog.", b""])},
     "encode": {
         "input_ids": np.array([[2, 10, 11, 3], [2, 12, 3, 0]], np.int32),
         "segment_ids": np.zeros([2, 4], np.int32),
@@ -39,13 +33,23 @@ EXAMPLE_INPUTS = {
 }
 
 
+def example_inputs(name: str) -> dict:
+    """The warmup inputs of signature `name`: a shared signature's, else its task's."""
+    if name in SHARED_EXAMPLE_INPUTS:
+        return SHARED_EXAMPLE_INPUTS[name]
+    for task in all_tasks():
+        if name in task.example_inputs:
+            return task.example_inputs[name]
+    raise KeyError(f"no task gives example inputs for signature {name!r}")
+
+
 def warmup_requests(model_name: str, signature_names) -> list:
-    """One PredictRequest per signature, with EXAMPLE_INPUTS."""
+    """One PredictRequest per signature, with its example_inputs."""
     requests = []
     for name in signature_names:
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name))
-        for key, value in EXAMPLE_INPUTS[name].items():
+        for key, value in example_inputs(name).items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         requests.append(request)
     return requests

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_keras.data.squad_answers import AnswerSettings, extract_answers_python
-from albert_keras.data.windows import best_windows as graph_best_windows
+from albert_keras.tasks.question_answering.answers import AnswerSettings, extract_answers_python
+from albert_keras.tasks.window_batches import best_windows as graph_best_windows
 from benchmarks import qa_agreement as ag
 from benchmarks import question_answering as qa
 

@@ -1,10 +1,10 @@
-"""training.evaluate_squad against scores computed by hand with the official rules."""
+"""The official SQuAD evaluation (tasks/question_answering/official_eval.py) against scores computed by hand with the official rules."""
 
 import json
 
 import pytest
 
-from training import evaluate_squad as ev
+from albert_keras.tasks.question_answering import official_eval as ev
 
 
 def _data(questions, version="v2.0"):

@@ -12,10 +12,11 @@ import tensorflow as tf
 
 from albert_keras import atomic_file
 from albert_keras.special_tokens import MASK_ID
+from albert_keras.tasks.tagging.settings import default_stride
 from albert_keras.text_normalization import normalize_text
 from albert_keras.tokenizer import AlbertTokenizer
 from serving import export as export_lib
-from serving.export_module import SIGNATURES, AlbertServingModule
+from serving.export_module import AlbertServingModule, signature_names
 from serving.warmup import WARMUP_FILE, read_warmup_file
 from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, TAG_NAMES,
                               build_model, exported, model_proto, spm_model_path)
@@ -93,11 +94,11 @@ def _padded(rows, fill, dtype=None):
 
 
 def tagging_outputs(model, signature, inputs):
-    """tag / tag_words by the evaluation path (data/tagging.predict_word_logits), the
+    """tag / tag_words by the evaluation path (tasks/tagging/data.predict_word_logits), the
     Python word splitting and the Python entity chunking."""
-    from albert_keras.data import tagging
-    from albert_keras.data.tag_spans import entity_spans
-    from albert_keras.data.word_split import split_words
+    from albert_keras.tasks.tagging import data as tagging
+    from albert_keras.tasks.tagging.spans import entity_spans
+    from albert_keras.tasks.tagging.word_split import split_words
 
     if signature == "tag_words":
         rows = [[w.decode("utf-8", "replace") for w in row if w] for row in inputs["words"]]
@@ -108,7 +109,7 @@ def tagging_outputs(model, signature, inputs):
     sentences = [tagging.TaggedSentence(tuple(r), ("O",) * len(r), (0,) * len(r)) for r in rows]
     logits = tagging.predict_word_logits(
         lambda features: model(features, training=False), AlbertTokenizer(model_proto()),
-        sentences, MAX_SEQ_LENGTH, tagging.default_stride(MAX_SEQ_LENGTH))
+        sentences, MAX_SEQ_LENGTH, default_stride(MAX_SEQ_LENGTH))
     probabilities = [tf.nn.softmax(l).numpy() for l in logits]
     ids = [p.argmax(-1).tolist() for p in probabilities]
     tags = [[TAG_NAMES[i].encode() for i in row] for row in ids]
@@ -206,6 +207,16 @@ def fresh_process_outputs(tmp_path_factory):
     return dict(np.load(out_path, allow_pickle=True))
 
 
+# The documented signatures of each model kind; the first is serving_default's.
+SIGNATURES = {
+    "pretrainer": ("embed", "fill_mask", "sentence_order", "embed_pair", "encode", "tokenize"),
+    "classifier": ("classify", "classify_pair", "embed", "embed_pair", "encode", "tokenize"),
+    "tagger": ("tag", "tag_words", "embed", "embed_pair", "encode", "tokenize"),
+    "question_answerer": ("answer", "embed", "embed_pair", "encode", "tokenize"),
+    "backbone": ("embed", "embed_pair", "encode", "tokenize"),
+}
+
+
 @pytest.mark.parametrize("kind, kernels", [(kind, "plain") for kind in KINDS]
                          + [(kind, "xla_cpu") for kind in XLA_KINDS])
 def test_every_signature_matches_keras_in_a_fresh_process(kind, kernels, fresh_process_outputs):
@@ -213,7 +224,9 @@ def test_every_signature_matches_keras_in_a_fresh_process(kind, kernels, fresh_p
     with open(os.path.join(version_dir, "saved_model.pb"), "rb") as graph:
         # XLA kernels are functions marked for compilation; plain exports have none.
         assert (b"_XlaMustCompile" in graph.read()) == (kernels == "xla_cpu")
-    names = SIGNATURES[kind]
+    names = signature_names(model)
+    assert names == SIGNATURES[{"squad2_answerer": "question_answerer",
+                                "entity_tagger": "tagger"}.get(kind, kind)]
     found = {key.split("|")[1] for key in fresh_process_outputs
              if key.startswith(version_dir + "|")}
     assert found == set(names) | {"serving_default"}
@@ -468,8 +481,8 @@ def test_deploy_files_parse_and_agree():
 @pytest.mark.parametrize("kind", ["question_answerer", "squad2_answerer"])
 def test_length_groups_give_the_padded_batchs_outputs(kind):
     """The answer signature's forward in groups of similar length equals the model on
-    the whole batch cut to its longest window (export_module._forward_in_length_groups)."""
-    from serving.export_module import _forward_in_length_groups, _trim_padding
+    the whole batch cut to its longest window (tasks/serving_ops.forward_in_length_groups)."""
+    from albert_keras.tasks.serving_ops import forward_in_length_groups, trim_padding
 
     model = build_model(kind)
     rng = np.random.default_rng(0)
@@ -481,7 +494,7 @@ def test_length_groups_give_the_padded_batchs_outputs(kind):
                               ).astype(np.int32),
                 "segment_ids": ((positions >= 4) & (mask == 1)).astype(np.int32),
                 "input_mask": mask}
-    plain = model(_trim_padding(features), training=False)
+    plain = model(trim_padding(features), training=False)
     settings = (dict(positional=("start_log_probs",), min_width=5)
                 if kind == "squad2_answerer"
                 else dict(positional=("start_logits", "end_logits")))
@@ -489,7 +502,7 @@ def test_length_groups_give_the_padded_batchs_outputs(kind):
     # threes, eights and 32s whatever their padding.
     for group_size, max_padding in ((1, 0.05), (3, 0.0), (2, 0.05), (3, 1e9), (8, 1e9),
                                     (32, 1e9)):
-        grouped = _forward_in_length_groups(model, features, group_size=group_size,
+        grouped = forward_in_length_groups(model, features, group_size=group_size,
                                             max_padding=max_padding, **settings)
         assert sorted(grouped) == sorted(plain)
         for name, value in plain.items():
@@ -502,7 +515,7 @@ def test_length_groups_give_the_padded_batchs_outputs(kind):
                 assert (got == value).all(), name
             else:
                 np.testing.assert_allclose(got, value, atol=1e-5, err_msg=name)
-    none = _forward_in_length_groups(model, {k: v[:0] for k, v in features.items()},
+    none = forward_in_length_groups(model, {k: v[:0] for k, v in features.items()},
                                      **settings)
     assert all(value.shape[0] == 0 for value in none.values())
 
@@ -518,9 +531,9 @@ def test_length_groups_give_the_padded_batchs_outputs(kind):
     ([], 0, 2, 0.05, 1),              # no windows: one empty group
 ])
 def test_length_group_sizes_by_hand(lengths, begin, group_size, max_padding, expected):
-    from serving.export_module import _group_size_at
+    from albert_keras.tasks.serving_ops import group_size_at
 
-    size = _group_size_at(tf.constant(lengths, tf.int32), tf.constant(begin), group_size,
+    size = group_size_at(tf.constant(lengths, tf.int32), tf.constant(begin), group_size,
                           max_padding)
     assert int(size) == expected
 
@@ -533,6 +546,7 @@ def test_squad_version_decides_whether_a_converted_answerer_may_answer_nothing(t
     out = answer(question=tf.constant(["what?"] * 3),
                  context=tf.constant(["a b c", "the cat sat on the mat.", "x"]))
     assert "no_answer" not in out and b"" not in out["answer"].numpy().tolist()
-    with pytest.raises(ValueError, match="question answerers"):
+    with pytest.raises(ValueError, match="squad_version is not an export option of task "
+                                         "classification"):
         export_lib.export(build_model("classifier"), model_proto(), str(tmp_path / "c"),
                           squad_version="1.1")

@@ -1,5 +1,5 @@
 """training.finetune end to end on tiny generated tasks, its config checks, and the
-task metrics of training.metrics against hand-computed values."""
+task metrics of albert_keras/tasks/classification/metrics.py against hand-computed values."""
 
 import json
 import math
@@ -11,7 +11,7 @@ import pytest
 
 from data_fixtures import WORDS, tiny_spm_model
 from training import finetune, model_setup
-from training import metrics
+from albert_keras.tasks.classification import metrics
 
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "training", "configs", "finetune_tiny.json")
@@ -128,7 +128,7 @@ def test_regression_from_a_pretraining_output_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize("fields, named", [
     (dict(strategy="bogus"), "'strategy'"),
     (dict(train_file="/nonexistent/train.tsv"), "'train_file'"),
-    (dict(label_names=None), "'label_names'"),
+    (dict(label_names=None), "'task.label_names'"),
     (dict(total_steps=30, steps_per_epoch=20), "'total_steps'"),
     (dict(init_model="/nonexistent/model.keras"), "'init_model'"),
     (dict(global_batch_size=1000), "'train_file'"),  # fewer examples than one batch

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_keras.data import finetune_dataset, read_examples
+from albert_keras.tasks.classification.data import finetune_dataset, read_examples
 from albert_keras.tokenizer import AlbertTokenizer
 from data_fixtures import tiny_spm_model
 

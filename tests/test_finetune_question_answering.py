@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from data_fixtures import WORDS, tiny_spm_model
-from training import evaluate_squad, finetune
+from albert_keras.tasks.question_answering import official_eval as evaluate_squad
+from training import finetune
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(ROOT, "training", "configs", "finetune_tiny.json")
@@ -105,14 +106,14 @@ def answers_of_the_evaluation_path(run_dir, examples, null_thresholds):
 
     import keras
 
-    from albert_keras.data.squad_answers import AnswerSettings
-    from albert_keras.data.squad_dataset import answering_settings, predict_answers
+    from albert_keras.tasks.question_answering.dataset import predict_answers
+    from albert_keras.tasks.question_answering.evaluation import forward_function
+    from albert_keras.tasks.question_answering.settings import AnsweringSettings
     from albert_keras.tokenizer import AlbertTokenizer
-    from training.question_answering import forward_function
 
     model = keras.saving.load_model(os.path.join(run_dir, "final_model.keras"))
-    windows, stored = answering_settings(dict(model.answer_settings))
-    assert isinstance(stored, AnswerSettings)
+    assert isinstance(model.settings, AnsweringSettings)
+    windows, stored = model.settings.windows, model.settings.answers
     forward = forward_function(model)
     tokenizer = AlbertTokenizer.from_file(tiny_spm_model())
     return [predict_answers(forward, tokenizer, examples, windows,
@@ -146,7 +147,7 @@ def export_and_answer(run_dir, tmp_path, rows, null_thresholds):
 
 
 def assert_exports_match_evaluation(run_dir, tmp_path, null_thresholds=(None,)):
-    from albert_keras.data.squad import SquadExample, read_squad
+    from albert_keras.tasks.question_answering.squad_files import SquadExample, read_squad
 
     # The sample, then empty text, a context of many windows and non-ASCII text.
     edges = [("", ""), ("Wo wohnt Zoë?", "Zoë wohnt in Köln, sagt sie. " * 120),
@@ -200,10 +201,10 @@ def test_colour_questions_end_to_end(qa_head, colour_files, tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"qa_head": "xlnet"}, "field 'qa_head'"),
+    ({"qa_head": "xlnet"}, "field 'task.qa_head'"),
     ({"seq_length": "12"}, "field 'seq_length'"),
-    ({"squad_version": "3.0"}, "field 'squad_version'"),
-    ({"doc_stride": "0"}, "field 'doc_stride'"),
+    ({"squad_version": "3.0"}, "field 'task.squad_version'"),
+    ({"doc_stride": "0"}, "field 'task.doc_stride'"),
 ])
 def test_bad_question_answering_configs(colour_files, tmp_path, fields, message, capsys):
     train, _ = colour_files
@@ -229,7 +230,7 @@ def test_a_bad_answer_offset_names_the_question_or_is_skipped(colour_files, tmp_
 
 
 def test_study_split_keeps_whole_articles_and_the_no_answer_baseline(tmp_path):
-    from albert_keras.data.squad import read_squad
+    from albert_keras.tasks.question_answering.squad_files import read_squad
     from training import squad_study
 
     counts = squad_study.write_splits(SAMPLE, str(tmp_path))
@@ -244,7 +245,7 @@ def test_study_split_keeps_whole_articles_and_the_no_answer_baseline(tmp_path):
 
 
 def test_the_best_f1_threshold_answers_nothing_when_nothing_beats_that():
-    from training.question_answering import best_f1_threshold
+    from albert_keras.tasks.question_answering.evaluation import best_f1_threshold
 
     # The official search's own result when answering helps, moved off the question that
     # sits on it to the midpoint to the next score (every answer stays as it was):

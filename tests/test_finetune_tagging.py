@@ -89,7 +89,7 @@ def test_upos_on_treebank_sentences_and_the_export_agrees(tmp_path):
     (tmp_path / "train.conllu").write_text("".join(blocks[:160]), "utf-8")
     (tmp_path / "dev.conllu").write_text("".join(blocks[160:220]), "utf-8")
     with open(TAGGING_DEMO, encoding="utf-8") as f:
-        upos = json.load(f)["label_names"]
+        upos = json.load(f)["task"]["label_names"]
     run_dir = tmp_path / "run"
     # seq_length 16: a window holds 14 pieces, so most sentences take several windows.
     assert finetune.main(tagging_args(
@@ -140,7 +140,7 @@ def entity_task(path, rows, seed):
 
 
 def test_entities_end_to_end(tmp_path):
-    from albert_keras.data.tag_spans import entity_spans
+    from albert_keras.tasks.tagging.spans import entity_spans
 
     train = entity_task(tmp_path / "train.txt", 300, seed=0)
     dev = entity_task(tmp_path / "dev.txt", 40, seed=1)
@@ -170,10 +170,10 @@ def test_entities_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"data_format": "xml"}, "field 'data_format'"),
-    ({"tag_column": 1}, "field 'tag_column'"),
-    ({"window_stride": 15}, "field 'window_stride'"),
-    ({"label_names": ["O", "O"]}, "field 'label_names'"),
+    ({"data_format": "xml"}, "field 'task.data_format'"),
+    ({"tag_column": 1}, "field 'task.tag_column'"),
+    ({"window_stride": 15}, "field 'task.window_stride'"),
+    ({"label_names": ["O", "O"]}, "field 'task.label_names'"),
 ])
 def test_bad_tagging_configs(tmp_path, fields, message, capsys):
     train = entity_task(tmp_path / "train.txt", 40, seed=0)
@@ -219,8 +219,8 @@ def test_invalid_utf8_names_the_line_or_is_skipped_and_counted(tmp_path, capsys,
     """A fine-tuning file with a damaged line: an error naming the file, line and byte
     offset; with --skip_damaged_records true the line (for tagging, its sentence) is
     skipped, counted, and the run trains on the rest."""
-    from albert_keras.data import read_examples
-    from albert_keras.data.tagging import read_tagged_file
+    from albert_keras.tasks.classification.data import read_examples
+    from albert_keras.tasks.tagging.data import read_tagged_file
 
     rows = 40
     path = tmp_path / name

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import albert_keras  # noqa: F401  (registers the model classes)
+from albert_keras.tasks.question_answering.settings import AnsweringSettings
+from albert_keras.tasks.tagging.settings import TaggingSettings
 from saved_keras_models import (ANSWER_SETTINGS, DIRECTORY, KINDS, LABEL_NAMES, TAG_NAMES,
                                 outputs)
 
@@ -25,6 +27,7 @@ def test_a_saved_file_loads_with_its_outputs_and_settings(kind):
         assert model.label_names == LABEL_NAMES and model.num_labels == 3
     if kind == "tagger":
         assert model.tag_names == TAG_NAMES
-        assert (model.window_length, model.window_stride) == (24, 8)
+        assert model.settings == TaggingSettings(window_length=24, window_stride=8)
     if kind in ("question_answerer", "squad2_answerer"):
-        assert model.answer_settings == ANSWER_SETTINGS
+        assert model.settings == AnsweringSettings.from_config(ANSWER_SETTINGS)
+        assert model.settings.answers.null_threshold == 0.25

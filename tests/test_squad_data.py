@@ -1,4 +1,4 @@
-"""albert_keras.data.squad: the bundled SQuAD 2.0 sample, a v1.1-style file, and every
+"""albert_keras.tasks.question_answering.squad_files: the bundled SQuAD 2.0 sample, a v1.1-style file, and every
 kind of bad input, as an error naming its place or a counted skip."""
 
 import copy
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from albert_keras.data.squad import SquadFormatError, read_squad
+from albert_keras.tasks.question_answering.squad_files import SquadFormatError, read_squad
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "training", "datasets",
                       "squad2_sample", "squad2-sample.json")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_keras.data.squad import read_squad
-from albert_keras.data.squad_answers import (AnswerSettings, extract_answers,
+from albert_keras.tasks.question_answering.squad_files import read_squad
+from albert_keras.tasks.question_answering.answers import (AnswerSettings, extract_answers,
                                              extract_answers_python)
-from albert_keras.data.squad_windows import WindowSettings, squad_windows
+from albert_keras.tasks.question_answering.windows import WindowSettings, squad_windows
 from albert_keras.tokenizer import AlbertTokenizer
 from data_fixtures import VARIED_TEXT, WORDS, tiny_spm_model
 
@@ -134,7 +134,7 @@ def test_gold_spans_of_the_sample_map_to_pieces(tokenizer, sample):
     everything = squad_windows(tokenizer, ["q"] * len(starts),
                                [e.context for e in sample for _ in e.answers],
                                WindowSettings(384, 128, 64), starts, ends)
-    from training.question_answering import widened_answers
+    from albert_keras.tasks.question_answering.evaluation import widened_answers
     widened = int((~everything["gold_exact"].numpy()).sum())
     assert widened_answers(sample, tokenizer) == (widened, 1225)  # the fine-tuning log's count
     assert 0 < widened < 0.05 * 1225
@@ -166,7 +166,7 @@ def test_windows_of_nothing_and_of_empty_text(tokenizer):
     answers = extract_answers(empty, {"start_logits": tf.zeros([1, 16]),
                                       "end_logits": tf.zeros([1, 16])}, [""], AnswerSettings())
     assert answers["text"].numpy().tolist() == [b""] and answers["start"].numpy()[0] == -1
-    with pytest.raises(ValueError, match="max_query_length \\+ 4"):
+    with pytest.raises(ValueError, match="use at least 12"):
         WindowSettings(10, 4, 8)
     with pytest.raises(ValueError, match="n_best_size"):
         AnswerSettings(n_best_size=0)
@@ -280,7 +280,7 @@ def test_cutting_the_padding_changes_no_answer(tokenizer, sample):
 
 
 def test_dataset_batches_windows_with_their_labels_and_shards_by_question(tokenizer, sample):
-    from albert_keras.data.squad_dataset import squad_dataset
+    from albert_keras.tasks.question_answering.dataset import squad_dataset
 
     examples = sample[:30]
     settings = WindowSettings(48, 16, 12)

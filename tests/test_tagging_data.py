@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_keras.data import tagging
-from albert_keras.data.tag_spans import entity_bounds_graph, entity_spans, is_entity_tag_set
-from albert_keras.data.word_split import split_words, split_words_graph
+from albert_keras.tasks.tagging import data as tagging
+from albert_keras.tasks.tagging.spans import entity_bounds_graph, entity_spans, is_entity_tag_set
+from albert_keras.tasks.tagging.word_split import split_words, split_words_graph
 from albert_keras.tokenizer import AlbertTokenizer
 from data_fixtures import VARIED_TEXT, WORDS, tiny_spm_model
-from training.metrics import tagging_metrics
+from albert_keras.tasks.tagging.metrics import tagging_metrics
 
 CONLLU = """# sent_id = 1
 # text = I don't know.
@@ -164,7 +164,7 @@ def test_windows_of_nothing(tokenizer):
     empty = tagging.word_windows(tokenizer, tf.ragged.constant([], dtype=tf.string,
                                                                ragged_rank=1), 8, 3)
     assert empty["features"]["input_ids"].shape[0] == 0 and empty["word_window"].shape == [0]
-    with pytest.raises(ValueError, match="window stride must be in"):
+    with pytest.raises(ValueError, match=r"window_stride: must be in \[1, 6\]"):
         tagging.word_windows(tokenizer, tf.ragged.constant([["a"]]), 8, 7)
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import glob
 import json
 import os
+import sys
 import typing
 
 from albert_keras import run_directory
@@ -22,7 +23,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
 # "auto": the host's fastest training kernels (layers.fused_ops.kernels_for_this_host).
 KERNELS = ("auto",) + MODEL_KERNELS
-TASK_TYPES = ("classification", "regression", "tagging", "question_answering")
 
 
 @dataclasses.dataclass
@@ -165,34 +165,16 @@ class PretrainExperiment(TrainingOptions):
 class FinetuneExperiment(TrainingOptions):
     train_file: str = ""
     eval_file: str = ""  # scored after training: OUTPUT_DIR/eval_results.json
-    # "classification", "regression", "tagging" (words' tags) or "question_answering"
-    # (SQuAD 1.1 / 2.0 JSON files; seq_length is the window, 384 in the reference).
+    # A registered task (albert_keras.tasks): "classification", "regression", "tagging"
+    # (words' tags) or "question_answering" (SQuAD 1.1 / 2.0 JSON files).
     task_type: str = "classification"
-    # Classification labels, in class-index order; tagging: the tags (default: those
-    # of train_file, sorted).
-    label_names: list | None = None
-    # Tagging files (albert_keras/data/tagging.py): conllu, conll or jsonl ("": by
-    # extension); tag_column 1-based, 0: the format's own (CoNLL-U 4 UPOS, columns the
-    # last); window_stride in pieces between the windows of a long sentence, 0: half.
-    data_format: str = ""
-    tag_column: int = 0
-    window_stride: int = 0
+    # The task's own section: its config class's fields (albert_keras/tasks/*/settings.py),
+    # a dict in the JSON file, --task.FIELD on the command line. The fields of a task's
+    # section may also stand at the top level, as in configs written before sections.
+    task: typing.Any = None
     # A .keras file (pretraining output, converted model or backbone) or a directory
     # holding final_model.keras; empty: a fresh backbone from model_preset.
     init_model: str = ""
-    classifier_dropout: float = 0.1
-    # Question answering (albert_keras/data/squad_windows.py, squad_answers.py): the
-    # reference defaults. squad_version "auto": 2.0 when a file has an unanswerable
-    # question. null_threshold (SQuAD 2.0): null: the eval file's best-F1 threshold.
-    # qa_head: "span" (run_squad_v1.py, transformers' AlbertForQuestionAnswering) or
-    # "squad2" (the reference SQuAD 2.0 head: start-conditioned ends, answerability).
-    qa_head: str = "span"
-    squad_version: str = "auto"
-    doc_stride: int = 128
-    max_query_length: int = 64
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    null_threshold: float | None = None
     cased: bool = False  # the SentencePiece model was built with --cased
 
     def validate(self, origin: str = "config"):
@@ -207,32 +189,14 @@ class FinetuneExperiment(TrainingOptions):
             path = getattr(self, field)
             if path and not os.path.isfile(path):
                 fail(field, f"no such file {path}")
-        if self.task_type not in TASK_TYPES:
-            fail("task_type", f"use one of {', '.join(TASK_TYPES)}, not {self.task_type!r}")
-        if self.task_type == "question_answering":
-            self._validate_question_answering(fail)
-        if self.task_type == "tagging":
-            if self.label_names is not None and (
-                    not isinstance(self.label_names, list) or not self.label_names
-                    or len({str(name) for name in self.label_names}) != len(self.label_names)):
-                fail("label_names", "list the tags once each (or null: those of train_file)")
-            if self.data_format not in ("", "conllu", "conll", "jsonl"):
-                fail("data_format", f"use conllu, conll or jsonl, not {self.data_format!r}")
-            if self.tag_column and self.tag_column < 2:
-                fail("tag_column", f"a 1-based column after the word's, got {self.tag_column}")
-            if self.window_stride and not 1 <= self.window_stride <= self.seq_length - 2:
-                fail("window_stride", f"must be in [1, seq_length - 2 = "
-                     f"{self.seq_length - 2}], got {self.window_stride}")
-        elif self.task_type == "classification":
-            names = self.label_names
-            if not isinstance(names, list) or len(names) < 2:
-                fail("label_names", "list the classification labels (at least 2), "
-                     "in class-index order")
-            if len({str(name) for name in names}) != len(names):
-                fail("label_names", f"labels repeat: {names}")
-        elif self.label_names:
-            fail("label_names", f"is for classification or tagging; remove it for "
-                 f"{self.task_type}")
+        task = finetuning_task(self.task_type, fail)
+        if not dataclasses.is_dataclass(self.task):
+            self.task = task_section(task, self.task or {}, fail)
+
+        def fail_in_section(field, message):
+            fail(field if field in ("seq_length",) else f"task.{field}", message)
+
+        self.task.validate(self, fail_in_section)
         if self.init_model:
             if os.path.isdir(self.init_model):
                 if not os.path.isfile(run_directory.model_file(self.init_model)):
@@ -244,25 +208,30 @@ class FinetuneExperiment(TrainingOptions):
                 fail("init_model", f"expected a .keras file, got {self.init_model}")
         if not self.spm_model:
             fail("spm_model", "fine-tuning tokenizes text and needs it")
-        if not 0 <= self.classifier_dropout < 1:
-            fail("classifier_dropout", f"must be in [0, 1), got {self.classifier_dropout}")
 
 
-    def _validate_question_answering(self, fail):
-        if self.qa_head not in ("span", "squad2"):
-            fail("qa_head", f"use span or squad2, not {self.qa_head!r}")
-        if self.squad_version not in ("auto", "1.1", "2.0"):
-            fail("squad_version", f"use auto, 1.1 or 2.0, not {self.squad_version!r}")
-        for name in ("doc_stride", "max_query_length", "n_best_size", "max_answer_length"):
-            if getattr(self, name) < 1:
-                fail(name, f"must be at least 1, got {getattr(self, name)}")
-        if self.seq_length < self.max_query_length + 4:
-            fail("seq_length", f"{self.seq_length} leaves no context after [CLS], "
-                 f"max_query_length ({self.max_query_length}) question pieces and two "
-                 f"[SEP]; use at least {self.max_query_length + 4}")
-        if self.null_threshold is not None and not isinstance(self.null_threshold,
-                                                              (int, float)):
-            fail("null_threshold", f"a number or null, got {self.null_threshold!r}")
+def finetuning_task(name, fail):
+    """The registered task of that name that training.finetune can run."""
+    from albert_keras.tasks import all_tasks
+
+    names = [task.name for task in all_tasks() if task.finetunable]
+    if name not in names:
+        fail("task_type", f"use one of {', '.join(names)}, not {name!r}")
+    from albert_keras.tasks import task_named
+
+    return task_named(name)
+
+
+def task_section(task, values: dict, fail):
+    """The task's config section (its config_class) from a dict, fields checked."""
+    if not isinstance(values, dict):
+        fail("task", f"a JSON object of the {task.name} task's fields, got {values!r}")
+    known = [f.name for f in dataclasses.fields(task.config_class)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        fail(f"task.{unknown[0]}", f"not a field of the {task.name} task; its fields: "
+             f"{', '.join(known)}")
+    return task.config_class(**values)
 
 
 def check_batch_split(options, replicas: int, strategy_name: str):
@@ -302,16 +271,60 @@ def _parse_value(field: dataclasses.Field, text: str, hints: dict):
     return text
 
 
+def _section_fields(cls) -> dict:
+    """Field name -> the fine-tuning tasks whose config section has it ({} for an
+    experiment without sections)."""
+    if "task" not in {f.name for f in dataclasses.fields(cls)}:
+        return {}
+    from albert_keras.tasks import all_tasks
+
+    owners = {}
+    for task in all_tasks():
+        if task.finetunable:
+            for field in dataclasses.fields(task.config_class):
+                owners.setdefault(field.name, []).append(task)
+    return owners
+
+
+_NULLS = ("null", "none", "None")
+
+
+def _fields_of(task_type: str, section_owners: dict) -> set:
+    return {name for name, owners in section_owners.items()
+            if task_type in [task.name for task in owners]}
+
+
+def _check_owners(names, origin: str, section_owners: dict, task_type: str):
+    """Each field must be one of task_type's section; else the error names where it
+    belongs."""
+    for name in names:
+        owners = [task.name for task in section_owners[name]]
+        if task_type not in owners:
+            raise ValueError(
+                f"{origin}: field '{name}': belongs to the section of task "
+                f"{' or '.join(owners)} (\"task\": {{\"{name}\": ...}}), and task_type is "
+                f"{task_type!r}")
+
+
 def load_experiment(cls, argv=None, description=""):
-    """--config FILE (JSON) then --FIELD VALUE overrides -> a validated experiment."""
-    fields = dataclasses.fields(cls)
+    """--config FILE (JSON) then --FIELD VALUE overrides -> a validated experiment.
+    A task's section: "task": {...} in the file, --task.FIELD VALUE on the command line."""
+    fields = [f for f in dataclasses.fields(cls) if f.name != "task"]
     hints = typing.get_type_hints(cls)
+    section_owners = _section_fields(cls)
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="experiment JSON file (training/configs/*.json)")
     for field in fields:
         parser.add_argument(f"--{field.name}", dest=field.name, default=None,
                             help=f"override '{field.name}' (default {field.default!r})"
                             if field.default is not dataclasses.MISSING else None)
+    for name, owners in section_owners.items():
+        parser.add_argument(f"--task.{name}", dest=f"task.{name}", default=None,
+                            help=f"override the task section's '{name}' (task "
+                                 f"{', '.join(task.name for task in owners)})")
+        # The flag of configs written before sections.
+        parser.add_argument(f"--{name}", dest=f"flat.{name}", default=None,
+                            help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     values, origin = {}, "command line"
     if args.config:
@@ -323,11 +336,12 @@ def load_experiment(cls, argv=None, description=""):
             raise ValueError(f"--config: no such file {args.config}") from None
         except json.JSONDecodeError as error:
             raise ValueError(f"{args.config}: not valid JSON (line {error.lineno}): {error.msg}") from None
-        known = {f.name for f in fields}
+        known = {f.name for f in dataclasses.fields(cls)} | set(section_owners)
         unknown = sorted(set(values) - known - {"description"})
         if unknown:
             raise ValueError(f"{args.config}: unknown field(s) {unknown}")
         values.pop("description", None)
+    file_task_type = values.get("task_type", getattr(cls, "task_type", None))
     for field in fields:
         text = getattr(args, field.name)
         if text is not None:
@@ -335,6 +349,56 @@ def load_experiment(cls, argv=None, description=""):
                 values[field.name] = _parse_value(field, text, hints)
             except (ValueError, json.JSONDecodeError) as error:
                 raise ValueError(f"--{field.name}: cannot parse {text!r}: {error}") from None
+    if section_owners:
+        task_type = values.get("task_type", cls.task_type)
+        section = values.get("task") or {}
+        if not isinstance(section, dict):
+            raise ValueError(f"{origin}: field 'task': a JSON object of the task's fields, "
+                             f"got {section!r}")
+        section = dict(section)
+        if task_type != file_task_type:
+            # task_type changed on the command line: the file's section was another
+            # task's; what the new task has no field for is left out.
+            own = _fields_of(task_type, section_owners)
+            dropped = sorted(name for name in set(section) | set(values)
+                             if name in section_owners and name not in own)
+            for name in dropped:
+                section.pop(name, None)
+                values.pop(name, None)
+            if dropped:
+                print(f"note: task_type {task_type} on the command line; {origin}'s "
+                      f"{', '.join(dropped)} left out (task {file_task_type})",
+                      file=sys.stderr)
+        # Top-level fields of the task's section (configs written before sections).
+        flat = [name for name in values if name in section_owners]
+        _check_owners(flat, origin, section_owners, task_type)
+        for name in flat:
+            if name in section:
+                raise ValueError(f"{origin}: field '{name}' is given twice: at the top "
+                                 f"level and as task.{name}")
+            section[name] = values.pop(name)
+        # --task.FIELD, and --FIELD as before sections.
+        given = {name: getattr(args, prefix + name) for name in section_owners
+                 for prefix in ("flat.", "task.") if getattr(args, prefix + name) is not None}
+        # "null" for a field the task does not have: nothing to set (flags written
+        # before sections cleared another task's field so).
+        own = _fields_of(task_type, section_owners)
+        for name in [n for n, text in given.items() if n not in own and text in _NULLS]:
+            given.pop(name)
+            section.pop(name, None)
+        _check_owners(given, "command line", section_owners, task_type)
+        if given:
+            from albert_keras.tasks import task_named
+
+            config_class = task_named(task_type).config_class
+            config_fields = {f.name: f for f in dataclasses.fields(config_class)}
+            for name, text in given.items():
+                try:
+                    section[name] = _parse_value(config_fields[name], text,
+                                                 typing.get_type_hints(config_class))
+                except (ValueError, json.JSONDecodeError) as error:
+                    raise ValueError(f"--task.{name}: cannot parse {text!r}: {error}") from None
+        values["task"] = section
     experiment = cls(**values)
     experiment.validate(origin)
     return experiment

@@ -18,8 +18,7 @@ import os
 import sys
 
 from training.callbacks import NonFiniteLossError
-from training.experiment import (PretrainExperiment, check_batch_split, load_experiment,
-                                 write_experiment)
+from training.experiment import PretrainExperiment, load_experiment
 
 
 def build_datasets(experiment, strategy, vocab_size, start_step=0):
@@ -92,66 +91,53 @@ def damaged_data_error(experiment, error, checkpoints):
         f"--skip_damaged_records true reads each damaged file up to the damage and goes on")
 
 
+def check_record_files(experiment, output_dir: str, chief: bool, step: int):
+    """With skip_damaged_records the damaged files are found and reported; without, a
+    file cut short is an error before training (found from its record headers)."""
+    if experiment.skip_damaged_records:
+        report_damaged_files(experiment, output_dir, chief, step)
+        return
+    from albert_keras.data.records import CorruptRecordError, find_truncation
+
+    truncated = find_truncation(record_files(experiment))
+    if truncated:
+        raise CorruptRecordError(
+            f"{truncated[0].describe()}; --skip_damaged_records true reads each "
+            f"damaged file up to the damage and trains on")
+
+
 def run(experiment: PretrainExperiment) -> dict:
     """Trains; returns the last epoch's logs. Raises on a non-finite loss."""
-    from training.strategies import WorkerOutput, build_strategy, is_chief
-
-    strategy = build_strategy(experiment.strategy, experiment.num_cpu_devices, experiment.tpu)
-    check_batch_split(experiment, strategy.num_replicas_in_sync, experiment.strategy)
-
-    import keras
     import tensorflow as tf
 
     from albert_keras import AlbertPretrainer
     from training import model_setup
-    from training.callbacks import current_step
+    from training.lifecycle import Program, train
 
-    model_setup.set_precision(experiment.precision)
-    keras.utils.set_random_seed(experiment.seed)
-    chief = is_chief(strategy)
-    output = WorkerOutput(experiment.output_dir, chief)
-    try:
-        if chief:
-            write_experiment(experiment, os.path.join(output.path, "experiment.json"))
-        config = model_setup.model_config(experiment)
-        with strategy.scope():
-            model = AlbertPretrainer(config)
-            if experiment.init_checkpoint:  # continue from another model's backbone
-                saved = model_setup.load_backbone(experiment.init_checkpoint, "init_checkpoint")
-                model.backbone.set_weights(saved.get_weights())
-            model.compile(optimizer=model_setup.make_optimizer(experiment, config.kernels),
-                          jit_compile=experiment.jit_compile,
-                          steps_per_execution=experiment.steps_per_execution,
-                          gradient_accumulation_steps=experiment.gradient_accumulation_steps)
-            # Every worker restores from the chief's directory (a shared file system).
-            checkpoint, step = model_setup.restore_latest(
-                model, os.path.join(experiment.output_dir, "checkpoints"))
-        callbacks, checkpoints = model_setup.standard_callbacks(
-            experiment, checkpoint, output.path)
+    def build_model():
+        model = AlbertPretrainer(model_setup.model_config(experiment))
+        if experiment.init_checkpoint:  # continue from another model's backbone
+            saved = model_setup.load_backbone(experiment.init_checkpoint, "init_checkpoint")
+            model.backbone.set_weights(saved.get_weights())
+        return model
 
-        if experiment.skip_damaged_records:
-            report_damaged_files(experiment, output.path, chief, step)
-        else:  # a file cut short is found before training, from its record headers
-            from albert_keras.data.records import CorruptRecordError, find_truncation
-            truncated = find_truncation(record_files(experiment))
-            if truncated:
-                raise CorruptRecordError(
-                    f"{truncated[0].describe()}; --skip_damaged_records true reads each "
-                    f"damaged file up to the damage and trains on")
-        train, evaluation = build_datasets(experiment, strategy, model.config.vocab_size,
-                                           start_step=step)
-        try:
-            history = model_setup.fit_to_total_steps(
-                model, experiment, train, evaluation, callbacks, checkpoints, step)
-        except tf.errors.DataLossError as error:
-            raise damaged_data_error(experiment, error, checkpoints) from None
-        model_setup.save_final_outputs(model, output.path, chief, experiment.spm_model)
-        logs = {k: v[-1] for k, v in history.history.items()} if history else {}
-        logs["step"] = current_step(model)
+    def finish(model, history, output_dir, chief, step):
+        logs = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
         logs["weights_fingerprint"] = model_setup.weights_fingerprint(model)
         return logs
-    finally:
-        output.close()
+
+    def fit_error(error, checkpoints):
+        if isinstance(error, tf.errors.DataLossError):
+            return damaged_data_error(experiment, error, checkpoints)
+        return None
+
+    return train(experiment, Program(
+        build_model=build_model,
+        datasets=lambda strategy, model, step: build_datasets(
+            experiment, strategy, model.config.vocab_size, start_step=step),
+        prepare=lambda output_dir, chief, step: check_record_files(
+            experiment, output_dir, chief, step),
+        finish=finish, fit_error=fit_error))
 
 
 def main(argv=None):

@@ -35,7 +35,7 @@ CONFIG = os.path.join("training", "configs", "squad_demo.json")
 
 def write_splits(sample: str, data_dir: str, train_articles: int = 2) -> dict:
     """Writes train.json and dev.json by article; returns {name: question count}."""
-    from albert_keras.data.squad import load_json, read_squad
+    from albert_keras.tasks.question_answering.squad_files import load_json, read_squad
 
     data = load_json(sample)
     articles = data["data"]
@@ -54,8 +54,8 @@ def write_splits(sample: str, data_dir: str, train_articles: int = 2) -> dict:
 
 def no_answer_baseline(dev: str) -> dict:
     """The official metrics of answering "" to every question."""
-    from albert_keras.data.squad import load_json, read_squad
-    from training.evaluate_squad import evaluate_v2
+    from albert_keras.tasks.question_answering.squad_files import load_json, read_squad
+    from albert_keras.tasks.question_answering.official_eval import evaluate_v2
 
     predictions = {example.qid: "" for example in read_squad(dev)}
     return evaluate_v2(load_json(dev), predictions, source=dev)
@@ -64,23 +64,20 @@ def no_answer_baseline(dev: str) -> dict:
 def always_answering(run_dir: str, dev: str) -> dict:
     """The official metrics of a fine-tuned model that never answers "" (its best span
     for every question): how good its spans are, whatever the null threshold."""
-    import dataclasses
-
     import keras
 
-    from albert_keras.data.squad import load_json, read_squad
-    from albert_keras.data.squad_dataset import answering_settings, predict_answers
+    from albert_keras.tasks.question_answering.dataset import predict_answers
+    from albert_keras.tasks.question_answering.evaluation import forward_function
+    from albert_keras.tasks.question_answering.official_eval import evaluate_v2
+    from albert_keras.tasks.question_answering.squad_files import load_json, read_squad
     from albert_keras.tokenizer import AlbertTokenizer
-    from training.evaluate_squad import evaluate_v2
-    from training.question_answering import forward_function
 
     model = keras.saving.load_model(run_directory.model_file(run_dir))
-    windows, answers = answering_settings(model.answer_settings)
+    settings = model.settings.replace(null_threshold=float("inf"))
     examples = read_squad(dev)
     found = predict_answers(forward_function(model),
                             AlbertTokenizer.from_file(os.path.join(run_dir, "spm.model")),
-                            examples, windows,
-                            dataclasses.replace(answers, null_threshold=float("inf")))
+                            examples, settings.windows, settings.answers)
     return evaluate_v2(load_json(dev), {e.qid: a["text"] for e, a in zip(examples, found)},
                        source=dev)
 

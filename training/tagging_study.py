@@ -61,7 +61,7 @@ def write_splits(treebank: str, data_dir: str) -> dict:
 
 
 def majority_baseline(train_file: str, eval_file: str) -> tuple:
-    from albert_keras.data.tagging import read_tagged_file
+    from albert_keras.tasks.tagging.data import read_tagged_file
 
     counts = collections.Counter(t for s in read_tagged_file(train_file) for t in s.tags)
     tag = counts.most_common(1)[0][0]

@@ -20,6 +20,7 @@ from keras import ops
 
 from albert_keras.models.backbone import TakesFeatureDicts, backbone_inputs, task_backbone
 from albert_keras.models.gradient_accumulation import GradientAccumulation, sum_over_replicas
+from albert_keras.tasks.question_answering.settings import model_settings
 
 POSITION_NAMES = ("start_positions", "end_positions")
 
@@ -28,12 +29,14 @@ POSITION_NAMES = ("start_positions", "end_positions")
 class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Model):
     """Inputs: the backbone's "input_ids", "segment_ids", "input_mask".
     Outputs: {"start_logits", "end_logits"}, float32 [batch, seq].
-    answer_settings records how the model was fine-tuned and evaluated (the fields of
-    data.squad_windows.WindowSettings and data.squad_answers.AnswerSettings, the null
-    threshold chosen on the dev file among them), so that the exporter answers the way
-    evaluation did (None: unknown)."""
+    settings records how the model was fine-tuned and evaluated
+    (tasks.question_answering.settings.AnsweringSettings, or its config: windows and
+    answer rule, the null threshold chosen on the dev file among them), so that the
+    exporter answers the way evaluation did (None: unknown). answer_settings: the flat
+    dict that models saved before AnsweringSettings recorded."""
 
-    def __init__(self, config=None, backbone=None, answer_settings=None, **kwargs):
+    def __init__(self, config=None, backbone=None, settings=None, answer_settings=None,
+                 **kwargs):
         backbone = task_backbone(config, backbone, "AlbertQuestionAnswerer")
         dtype = kwargs.pop("dtype", None)
         inputs = backbone_inputs()
@@ -53,7 +56,7 @@ class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Mode
         self.backbone = backbone
         self.config = backbone.config
         self.qa_outputs = head
-        self.answer_settings = dict(answer_settings) if answer_settings else None
+        self.settings = model_settings(settings, answer_settings)
         self.span_accuracy = keras.metrics.Mean(name="span_accuracy")
 
     def _positions(self, x):
@@ -83,7 +86,7 @@ class AlbertQuestionAnswerer(TakesFeatureDicts, GradientAccumulation, keras.Mode
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),
-                "answer_settings": self.answer_settings,
+                "settings": self.settings.to_config() if self.settings else None,
                 "name": self.name, "trainable": self.trainable}
 
     @classmethod

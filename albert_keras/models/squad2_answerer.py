@@ -32,6 +32,7 @@ from keras import ops
 from albert_keras.models.backbone import (INPUT_NAMES, TakesFeatureDicts, backbone_inputs,
                                           task_backbone)
 from albert_keras.models.gradient_accumulation import GradientAccumulation, sum_over_replicas
+from albert_keras.tasks.question_answering.settings import model_settings
 
 LABEL_NAMES = ("start_positions", "end_positions", "is_impossible")
 # The reference's additive mask: exp(-1e30 - max) is 0 in float32.
@@ -170,11 +171,11 @@ class AlbertSquad2Answerer(TakesFeatureDicts, GradientAccumulation, keras.Model)
     "end_top_log_probs", "end_top_index", "cls_logits"; and "end_log_probs" when the
     features carry "start_positions". start_n_top, end_n_top: the beam (5 and 5 in the
     reference); dropout: before the answerability layer's output (0.1 in the reference).
-    answer_settings: as AlbertQuestionAnswerer's, how the model was fine-tuned and
-    evaluated, for the exporter."""
+    settings (answer_settings in models saved before): as AlbertQuestionAnswerer's,
+    how the model was fine-tuned and evaluated, for the exporter."""
 
     def __init__(self, config=None, backbone=None, start_n_top=5, end_n_top=5, dropout=0.1,
-                 answer_settings=None, **kwargs):
+                 settings=None, answer_settings=None, **kwargs):
         backbone = task_backbone(config, backbone, "AlbertSquad2Answerer")
         dtype = kwargs.pop("dtype", None)
         # layer_norm_eps 1e-12: the reference's contrib layer_norm has it fixed.
@@ -190,7 +191,7 @@ class AlbertSquad2Answerer(TakesFeatureDicts, GradientAccumulation, keras.Model)
         self.start_n_top = start_n_top
         self.end_n_top = end_n_top
         self.dropout_rate = dropout
-        self.answer_settings = dict(answer_settings) if answer_settings else None
+        self.settings = model_settings(settings, answer_settings)
         self.span_accuracy = keras.metrics.Mean(name="span_accuracy")
         self.no_answer_accuracy = keras.metrics.Mean(name="no_answer_accuracy")
 
@@ -235,7 +236,8 @@ class AlbertSquad2Answerer(TakesFeatureDicts, GradientAccumulation, keras.Model)
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),
                 "start_n_top": self.start_n_top, "end_n_top": self.end_n_top,
-                "dropout": self.dropout_rate, "answer_settings": self.answer_settings,
+                "dropout": self.dropout_rate,
+                "settings": self.settings.to_config() if self.settings else None,
                 "name": self.name, "trainable": self.trainable}
 
     @classmethod

@@ -4,7 +4,7 @@ AlbertForTokenClassification).
 
 fit() takes batches of feature dicts: the backbone's inputs plus "label_ids" int32
 [batch, seq] (the tag id at each word's first piece) and "label_weights" float32
-[batch, seq] (1 there, 0 at every other position); albert_keras.data.tagging makes them.
+[batch, seq] (1 there, 0 at every other position); albert_keras.tasks.tagging.data makes them.
 
     loss = sum_i w_i * CE(logits_i, label_i) / sum_i w_i
 
@@ -18,6 +18,7 @@ from keras import ops
 
 from albert_keras.models.backbone import TakesFeatureDicts, backbone_inputs, task_backbone
 from albert_keras.models.gradient_accumulation import GradientAccumulation, sum_over_replicas
+from albert_keras.tasks.tagging.settings import TaggingSettings
 
 LABEL_NAMES = ("label_ids", "label_weights")
 
@@ -26,11 +27,17 @@ LABEL_NAMES = ("label_ids", "label_weights")
 class AlbertTagger(TakesFeatureDicts, GradientAccumulation, keras.Model):
     """Inputs: the backbone's "input_ids", "segment_ids", "input_mask".
     Output: float32 logits [batch, seq, num_tags]. tag_names: the tags, in id order.
-    window_length and window_stride record the windows (data/tagging.py) the model was
-    fine-tuned on, so that the exporter tags the way evaluation did (None: unknown)."""
+    settings: the windows the model was fine-tuned on (tasks.tagging.settings
+    .TaggingSettings, or its config dict), so that the exporter tags the way evaluation
+    did (None: unknown). window_length and window_stride: the same, as models saved
+    before TaggingSettings recorded them."""
 
     def __init__(self, config=None, backbone=None, tag_names=None, dropout=0.1,
-                 window_length=None, window_stride=None, **kwargs):
+                 settings=None, window_length=None, window_stride=None, **kwargs):
+        if settings is None and window_length:
+            settings = TaggingSettings(window_length, window_stride)
+        if isinstance(settings, dict):
+            settings = TaggingSettings.from_config(settings)
         if not tag_names or len(set(tag_names)) != len(tag_names):
             raise ValueError(f"tag_names must list distinct tags, got {tag_names!r}")
         backbone = task_backbone(config, backbone, "AlbertTagger")
@@ -50,8 +57,7 @@ class AlbertTagger(TakesFeatureDicts, GradientAccumulation, keras.Model):
         self.config = backbone.config
         self.tag_names = [str(name) for name in tag_names]
         self.dropout_rate = dropout
-        self.window_length = window_length
-        self.window_stride = window_stride
+        self.settings = settings
         self.classifier = head
         self.tagger_dropout = dropout_layer
         self.tag_accuracy = keras.metrics.Mean(name="tag_accuracy")
@@ -82,7 +88,7 @@ class AlbertTagger(TakesFeatureDicts, GradientAccumulation, keras.Model):
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),
                 "tag_names": self.tag_names, "dropout": self.dropout_rate,
-                "window_length": self.window_length, "window_stride": self.window_stride,
+                "settings": self.settings.to_config() if self.settings else None,
                 "name": self.name, "trainable": self.trainable}
 
     @classmethod

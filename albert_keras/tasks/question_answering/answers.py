@@ -33,29 +33,15 @@ exported `answer` signature both run; the tests check it against the Python spec
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from albert_keras.tasks.question_answering.settings import AnswerSettings
+
 BEAM_OUTPUTS = ("start_top_index", "start_top_log_probs", "end_top_index",
                 "end_top_log_probs", "cls_logits")
-
-
-@dataclasses.dataclass(frozen=True)
-class AnswerSettings:
-    """The reference run_squad defaults."""
-
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    version_2: bool = True  # SQuAD 2.0: "" is an answer
-    null_threshold: float = 0.0
-
-    def __post_init__(self):
-        if self.n_best_size < 1 or self.max_answer_length < 1:
-            raise ValueError(f"n_best_size and max_answer_length must be at least 1, got "
-                             f"{self.n_best_size} and {self.max_answer_length}")
 
 
 def is_beam_output(outputs) -> bool:

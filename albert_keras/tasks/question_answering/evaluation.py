@@ -1,55 +1,53 @@
-"""Question answering in training.finetune: the SQuAD files, EM/F1 each epoch, and the
-final predictions in the official formats.
+"""Question answering's evaluation in training.finetune: the SQuAD files, EM/F1 each
+epoch, and the final predictions in the official formats.
 
-Evaluation runs the path the exported `answer` signature runs (data/squad_dataset.py
+Evaluation runs the path the exported `answer` signature runs (dataset.py
 predict_answers: windows, model, extraction in TensorFlow ops) and scores it with
-training.evaluate_squad, the official rules. For SQuAD 2.0 the first pass answers with
+official_eval.py, the official rules. For SQuAD 2.0 the first pass answers with
 the configured null threshold (0.0 unless null_threshold is set); when null_threshold
 is not set, the threshold with the best F1 on the eval file (best_f1_thresh) is then
-stored in the model and predictions.json is written with it, as the reference does.
+stored in the model's settings and predictions.json is written with it, as the reference does.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import keras
 import tensorflow as tf
 
 from albert_keras.atomic_file import write_json
-from albert_keras.data.squad import load_json, read_squad, squad_examples
-from albert_keras.data.squad_answers import AnswerSettings
-from albert_keras.data.squad_dataset import predict_answers
-from albert_keras.data.squad_windows import WindowSettings
-from training import evaluate_squad
+from albert_keras.tasks.question_answering.squad_files import load_json, read_squad, squad_examples
+from albert_keras.tasks.question_answering import official_eval as evaluate_squad
+from albert_keras.tasks.question_answering.dataset import predict_answers
+from albert_keras.tasks.question_answering.settings import AnsweringSettings
 
 
 class SquadData:
     """The SQuAD files of a fine-tuning run, read and checked, and the settings."""
 
     def __init__(self, experiment, skipped=None):
+        section = experiment.task
         skip = experiment.skip_damaged_records
         self.train = read_squad(experiment.train_file, skip_invalid=skip, skipped=skipped)
+        self.num_train = len(self.train)
         # The eval file's content is kept: the official metric reads it as it is.
         self.eval_data = load_json(experiment.eval_file) if experiment.eval_file else None
         self.eval = (squad_examples(self.eval_data, experiment.eval_file, skip, skipped)
                      if experiment.eval_file else [])
-        version = experiment.squad_version
+        version = section.squad_version
         if version == "auto":
             version = "2.0" if any(e.is_impossible for e in self.train + self.eval) else "1.1"
         self.version_2 = version == "2.0"
-        self.windows = WindowSettings(experiment.seq_length, experiment.doc_stride,
-                                      experiment.max_query_length)
-        self.answers = AnswerSettings(
-            experiment.n_best_size, experiment.max_answer_length, self.version_2,
-            experiment.null_threshold if experiment.null_threshold is not None else 0.0)
+        self.settings = AnsweringSettings(section.windows(experiment.seq_length),
+                                          section.answers(self.version_2))
+        self.search_threshold = self.version_2 and section.null_threshold is None
         self.eval_file = experiment.eval_file
 
 
 def widened_answers(examples, tokenizer, batch_size: int = 256) -> tuple:
     """(gold answers that start or end inside a piece, all gold answers): the ones that
-    training widens to whole pieces (data/squad_windows.py), counted for the log."""
+    training widens to whole pieces (windows.py), counted for the log."""
     contexts = sorted({example.context for example in examples})
     bounds = {}
     for first in range(0, len(contexts), batch_size):
@@ -67,11 +65,6 @@ def widened_answers(examples, tokenizer, batch_size: int = 256) -> tuple:
     return widened, total
 
 
-def model_answer_settings(data: SquadData, answers: AnswerSettings | None = None) -> dict:
-    """The settings an AlbertQuestionAnswerer records (models/question_answerer.py)."""
-    return {**dataclasses.asdict(data.windows), **dataclasses.asdict(answers or data.answers)}
-
-
 def forward_function(model):
     """model(features) as one tf.function for windows of any count and width."""
     spec = tf.TensorSpec([None, None], tf.int32)
@@ -79,11 +72,11 @@ def forward_function(model):
                        input_signature=[{name: spec for name in model.input_names}])
 
 
-def evaluate(model, tokenizer, data: SquadData, answers: AnswerSettings,
+def evaluate(model, tokenizer, data: SquadData, settings: AnsweringSettings,
              forward=None) -> tuple:
     """(official metrics, predictions id -> text, null odds id -> score) on the eval file."""
     forward = forward or forward_function(model)
-    found = predict_answers(forward, tokenizer, data.eval, data.windows, answers)
+    found = predict_answers(forward, tokenizer, data.eval, settings.windows, settings.answers)
     predictions = {e.qid: a["text"] for e, a in zip(data.eval, found)}
     if not data.version_2:
         return evaluate_squad.evaluate_v1(data.eval_data, predictions, data.eval_file), \
@@ -111,7 +104,7 @@ class SquadEvaluation(keras.callbacks.Callback):
             return
         if self.forward is None:
             self.forward = forward_function(self.model)
-        metrics, _, _ = evaluate(self.model, self.tokenizer, self.data, self.data.answers,
+        metrics, _, _ = evaluate(self.model, self.tokenizer, self.data, self.data.settings,
                                  self.forward)
         logs["val_exact"] = metrics["exact" if self.data.version_2 else "exact_match"]
         logs["val_f1"] = metrics["f1"]
@@ -133,24 +126,22 @@ def best_f1_threshold(metrics: dict, null_odds: dict) -> float:
     return (threshold + min(above)) / 2 if above else threshold + 1.0
 
 
-def final_evaluation(model, tokenizer, data: SquadData, experiment, output_dir: str) -> dict:
+def final_evaluation(model, tokenizer, data: SquadData, output_dir: str) -> tuple:
     """Scores the eval file, chooses the null threshold (SQuAD 2.0, when not set: the
-    first pass's best_f1_thresh, then a second pass answers with it), stores the
-    settings in the model and writes predictions.json (id -> text) and null_odds.json
-    (id -> score, SQuAD 2.0). Returns the metrics of the predictions written, with the
-    first pass's best_exact / best_f1 and their thresholds."""
+    first pass's best_f1_thresh, then a second pass answers with it) and writes
+    predictions.json (id -> text) and null_odds.json (id -> score, SQuAD 2.0). Returns
+    (the metrics of the predictions written, with the first pass's best_exact / best_f1
+    and their thresholds; the AnsweringSettings they were answered with)."""
     forward = forward_function(model)
-    metrics, predictions, null_odds = evaluate(model, tokenizer, data, data.answers, forward)
-    answers = data.answers
-    if data.version_2 and experiment.null_threshold is None:
-        answers = dataclasses.replace(answers, null_threshold=best_f1_threshold(metrics,
-                                                                                null_odds))
+    settings = data.settings
+    metrics, predictions, null_odds = evaluate(model, tokenizer, data, settings, forward)
+    if data.search_threshold:
+        settings = settings.replace(null_threshold=best_f1_threshold(metrics, null_odds))
         searched = {k: v for k, v in metrics.items() if k.startswith("best_")}
-        metrics, predictions, null_odds = evaluate(model, tokenizer, data, answers, forward)
+        metrics, predictions, null_odds = evaluate(model, tokenizer, data, settings, forward)
         metrics.update(searched)
     if data.version_2:
-        metrics["null_threshold"] = answers.null_threshold
+        metrics["null_threshold"] = settings.answers.null_threshold
         write_json(os.path.join(output_dir, "null_odds.json"), null_odds)
     write_json(os.path.join(output_dir, "predictions.json"), predictions, indent=2)
-    model.answer_settings = model_answer_settings(data, answers)
-    return metrics
+    return metrics, settings

@@ -9,7 +9,7 @@
 - The question is tokenized whole and keeps at most max_query_length pieces.
 - Window layout, as the reference: [CLS] question [SEP] context window [SEP] pad; the
   context window holds C = max_seq_length - 3 - question pieces, one window every
-  min(doc_stride, C) pieces (data/windows.py).
+  min(doc_stride, C) pieces (tasks/window_batches.py).
 - Candidate spans, per window and position (int32 [windows, max_seq_length], -1 where
   not a candidate): "start_char", the code-point start of the piece there, only in the
   window that reads that piece best (the reference's max-context rule); "end_char", the
@@ -26,31 +26,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import tensorflow as tf
 
-from albert_keras.data.windows import best_windows, window_counts
+from albert_keras.tasks.question_answering.settings import WindowSettings
+from albert_keras.tasks.window_batches import best_windows, window_counts
 from albert_keras.tokenizer import pack_segments
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowSettings:
-    """The reference run_squad defaults."""
-
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-
-    def __post_init__(self):
-        if self.max_query_length < 1 or self.doc_stride < 1:
-            raise ValueError(f"max_query_length and doc_stride must be at least 1, got "
-                             f"{self.max_query_length} and {self.doc_stride}")
-        if self.max_seq_length < self.max_query_length + 4:
-            raise ValueError(
-                f"max_seq_length {self.max_seq_length} leaves no room for context after "
-                f"[CLS], {self.max_query_length} question pieces and two [SEP]; it must be "
-                f"at least max_query_length + 4")
 
 
 def squad_windows(tokenizer, questions, contexts, settings: WindowSettings,

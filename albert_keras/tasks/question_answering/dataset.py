@@ -1,7 +1,7 @@
 """SQuAD examples -> tf.data batches of windows for training, and the evaluation path
 (windows -> model -> answers) that training.finetune scores and the exported `answer`
-signature is checked against. Windows: data/squad_windows.py; extraction:
-data/squad_answers.py.
+signature is checked against. Windows: windows.py; extraction:
+answers.py.
 
 The examples are held in memory (the questions, contexts and gold spans as string and
 int tensors: SQuAD 2.0's 130k training questions take about 100 MB) and cut into
@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from albert_keras.data.squad_answers import AnswerSettings, extract_answers
-from albert_keras.data.squad_windows import WindowSettings, squad_windows
-from albert_keras.data.windows import window_batches
+from albert_keras.tasks.question_answering.answers import AnswerSettings, extract_answers
+from albert_keras.tasks.question_answering.windows import WindowSettings, squad_windows
+from albert_keras.tasks.window_batches import window_batches
 
 LABEL_NAMES = ("start_positions", "end_positions", "is_impossible")
 
@@ -49,21 +49,6 @@ def squad_dataset(examples, tokenizer, settings: WindowSettings, batch_size: int
 
     return window_batches(examples_data, len(examples), to_windows, batch_size, training,
                           input_context, seed, examples_per_map, shuffle_buffer)
-
-
-def answering_settings(values: dict, max_seq_length: int | None = None) -> tuple:
-    """(WindowSettings, AnswerSettings) from a question answerer's answer_settings (the
-    fields of both), with max_seq_length when given (else the recorded one). A model
-    that records none gets the reference's proportions (384, 128, 64) scaled to
-    max_seq_length."""
-    max_seq_length = max_seq_length or values["max_seq_length"]
-    names = {"doc_stride": min(128, max(1, max_seq_length // 3)),
-             "max_query_length": min(64, max(1, max_seq_length // 6))}
-    names.update({f: values[f] for f in names if f in values})
-    windows = WindowSettings(max_seq_length=max_seq_length, **names)
-    names = {f: values[f] for f in ("n_best_size", "max_answer_length", "version_2",
-                                    "null_threshold") if f in values}
-    return windows, AnswerSettings(**names)
 
 
 def predict_answers(forward, tokenizer, examples, window_settings: WindowSettings,

@@ -10,7 +10,7 @@ Files, one sentence per block (errors name the file and line):
 `tag_column` is 1-based, as column numbers are in the formats' own documentation.
 
 Pieces and windows (the one algorithm that training, evaluation and the exported `tag`
-and `tag_words` signatures share, in TensorFlow ops; the arithmetic is data/windows.py):
+and `tag_words` signatures share, in TensorFlow ops; the arithmetic is tasks/window_batches.py):
 - each word is tokenized on its own; the first piece of a word carries the word's tag,
   the other pieces are ignored by the loss and the metrics;
 - a sentence is cut into windows of at most C = seq_length - 2 pieces ([CLS] window
@@ -28,12 +28,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from albert_keras.data.finetune_dataset import jsonl_rows, utf8_lines
-from albert_keras.data.windows import (best_windows, window_batches, window_counts,
-                                       word_pieces)
+from albert_keras.tasks.classification.data import jsonl_rows, utf8_lines
+from albert_keras.tasks.window_batches import (best_windows, window_batches, window_counts,
+                                               word_pieces)
+from albert_keras.tasks.tagging.settings import FORMATS, TaggingSettings
 from albert_keras.tokenizer import pack_segments
 
-FORMATS = ("conllu", "conll", "jsonl")
 _CONLLU_COLUMNS = 10
 _UPOS_COLUMN = 4
 
@@ -186,20 +186,6 @@ def tag_ids(sentences, tag_names, path: str) -> list:
 
 
 # ---------------------------------------------------------------- windows (in the graph)
-def default_stride(seq_length: int) -> int:
-    """Half a window: every piece has at least a quarter window of context on each side
-    in its best window, except near the sentence's ends."""
-    return max(1, (seq_length - 2) // 2)
-
-
-def check_window(seq_length: int, stride: int):
-    if seq_length < 3:
-        raise ValueError(f"seq_length must be at least 3 ([CLS] piece [SEP]), got {seq_length}")
-    if not 1 <= stride <= seq_length - 2:
-        raise ValueError(f"window stride must be in [1, {seq_length - 2}] (seq_length - 2) "
-                         f"for seq_length {seq_length}, got {stride}")
-
-
 def word_windows(tokenizer, words: tf.RaggedTensor, seq_length: int, stride: int) -> dict:
     """Words [sentences, (words)] (strings) -> the windows the tagger runs on.
 
@@ -209,7 +195,7 @@ def word_windows(tokenizer, words: tf.RaggedTensor, seq_length: int, stride: int
     of its first piece there. Works for 0 sentences and for sentences of 0 words (one
     empty window each).
     """
-    check_window(seq_length, stride)
+    TaggingSettings(seq_length, stride)  # the window rules
     capacity = seq_length - 2
     words = words.with_row_splits_dtype(tf.int64)
     pieces = word_pieces(tokenizer, words.flat_values)  # [all words, (pieces)]

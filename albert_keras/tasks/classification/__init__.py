@@ -1,0 +1,1 @@
+"""Sentence (pair) classification and regression: task.py names the pieces."""

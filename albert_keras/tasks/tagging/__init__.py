@@ -1,0 +1,1 @@
+"""Word tagging (part of speech, named entities): task.py names the pieces."""
