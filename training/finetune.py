@@ -148,7 +148,12 @@ def run(experiment: FinetuneExperiment) -> dict:
     from albert_keras.tokenizer import AlbertTokenizer
     from training.lifecycle import Program, train
 
-    tokenizer = AlbertTokenizer.from_file(experiment.spm_model, lower_case=not experiment.cased)
+    tokenizer = None
+
+    def setup():  # the tokenizer's resources start TensorFlow: after the strategy
+        nonlocal tokenizer
+        tokenizer = AlbertTokenizer.from_file(experiment.spm_model,
+                                              lower_case=not experiment.cased)
 
     def prepare(output_dir, chief, step):
         if damaged is not None:
@@ -170,7 +175,7 @@ def run(experiment: FinetuneExperiment) -> dict:
         datasets=lambda strategy, model, step: build_datasets(
             experiment, task, data, strategy, tokenizer, skip_steps=step),
         compile_options=task.compile_options(experiment),
-        prepare=prepare,
+        setup=setup, prepare=prepare,
         callbacks=lambda output_dir, chief, step: task.callbacks(experiment, data, tokenizer),
         finish=finish))
 

@@ -23,6 +23,9 @@ def _no_callbacks(output_dir: str, chief: bool, step: int) -> list:
 class Program:
     """What a training program adds to the lifecycle.
 
+    setup():                                  first, once the strategy is made (before
+                                              it nothing may start TensorFlow's runtime:
+                                              a strategy fixes the logical devices)
     build_model():                            the model, called in the strategy scope
     datasets(strategy, model, step):          (train, eval or None), the train batches
                                               of the steps before `step` skipped
@@ -38,6 +41,7 @@ class Program:
 
     build_model: Callable
     datasets: Callable
+    setup: Callable | None = None
     compile_options: dict = dataclasses.field(default_factory=dict)
     prepare: Callable | None = None
     callbacks: Callable = _no_callbacks
@@ -60,6 +64,8 @@ def train(experiment, program: Program) -> dict:
 
     model_setup.set_precision(experiment.precision)
     keras.utils.set_random_seed(experiment.seed)
+    if program.setup:
+        program.setup()
     chief = is_chief(strategy)
     output = WorkerOutput(experiment.output_dir, chief)
     try:
