@@ -28,9 +28,9 @@ SHARING_MODES = ("all", "attention", "ffn", "none")
 #              gradient: the training speed-up on CPU and GPU (BENCHMARKS.md).
 #   "xla_cpu"  "xla" with row sums as matrix-vector products, faster on CPU; not for
 #              GPU or TPU, whose float32 dots round their inputs (TF32, bf16 passes).
-# Chosen when a model is built (AlbertConfig.kernels) and held by it; the training
+# Chosen when a model is built (AlbertConfig.fusion) and held by it; the training
 # programs' "auto" picks "xla_cpu" or "xla" for the host (layers.fused_ops).
-KERNELS = ("plain", "xla", "xla_cpu")
+FUSIONS = ("plain", "xla", "xla_cpu")
 
 # What a training step keeps for the backward pass (activation memory):
 #   "none"   every intermediate of every encoder block (fastest).
@@ -75,10 +75,10 @@ def check_structure(hidden_size: int, num_attention_heads: int, num_layers: int,
                          f"{', '.join(SHARING_MODES)}")
 
 
-def check_kernels(kernels: str, where: str = "AlbertConfig.kernels") -> str:
-    if kernels not in KERNELS:
-        raise ValueError(f"{where} {kernels!r} is unknown; use one of {', '.join(KERNELS)}")
-    return kernels
+def check_fusion(fusion: str, where: str = "AlbertConfig.fusion") -> str:
+    if fusion not in FUSIONS:
+        raise ValueError(f"{where} {fusion!r} is unknown; use one of {', '.join(FUSIONS)}")
+    return fusion
 
 
 def check_remat(remat: str, where: str = "AlbertConfig.remat") -> str:
@@ -159,7 +159,7 @@ class AlbertConfig:
     sharing selects the cross-layer parameter sharing of the paper's Table 4:
     "all" (reference ALBERT), "attention" or "ffn" (only that sub-layer shared; the
     other has its own weights in every layer), "none" (BERT-style, nothing shared).
-    kernels chooses how the model computes (KERNELS above) and remat what a training
+    fusion chooses how the model computes (FUSIONS above) and remat what a training
     step keeps for its backward pass (REMAT_MODES above); neither is a hyperparameter
     of the weights, so reference and transformers config files do not carry them.
     """
@@ -180,7 +180,7 @@ class AlbertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     sharing: str = "all"
-    kernels: str = "plain"
+    fusion: str = "plain"
     remat: str = "none"
 
     def __post_init__(self):
@@ -204,7 +204,7 @@ class AlbertConfig:
                 raise ValueError(f"AlbertConfig.{name} must be a positive number, got {value!r}")
         check_structure(self.hidden_size, self.num_attention_heads, self.num_hidden_layers,
                         self.num_hidden_groups, self.sharing)
-        check_kernels(self.kernels)
+        check_fusion(self.fusion)
         check_remat(self.remat)
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(
@@ -236,6 +236,8 @@ class AlbertConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in values.items():
+            if key == "kernels" and "fusion" not in values:  # the name fusion had before
+                key = "fusion"
             if key in fields:
                 kwargs[key] = value
             elif key not in _KNOWN_UNUSED_KEYS or source == "internal":
@@ -291,7 +293,7 @@ class AlbertConfig:
                     f"sharing={self.sharing!r} cannot be expressed in a {format} config; "
                     "use format='internal'")
             values["hidden_act"] = table[self.hidden_act]
-            del values["sharing"], values["kernels"], values["remat"]
+            del values["sharing"], values["fusion"], values["remat"]
             if format == "transformers":
                 values.update(model_type="albert", architectures=["AlbertForPreTraining"],
                               pad_token_id=0, bos_token_id=2, eos_token_id=3,

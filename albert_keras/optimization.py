@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from albert_keras.config import check_kernels
+from albert_keras.config import check_fusion
 
 # Variables whose names contain any of these get no weight decay and, in LAMB,
 # no layer-wise trust ratio (reference: "LayerNorm", "layer_norm", "bias").
@@ -109,7 +109,7 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
     The reference LAMB adds weight decay to the update before the trust ratio
     (not decoupled after it), skips both decay and trust ratio for LayerNorm and
     bias variables, and has no bias correction of the moments. clip_norm clips the
-    global gradient norm after the cross-replica sum. kernels (config.KERNELS):
+    global gradient norm after the cross-replica sum. fusion (config.FUSIONS):
     "plain" computes each variable's update with TensorFlow ops, the others as one
     XLA pass per variable (same arithmetic; the update was ~6% of a CPU training
     step's op time as a dozen element-wise ops).
@@ -117,13 +117,13 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
 
     def __init__(self, learning_rate=0.00176, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
                  weight_decay_rate=0.01, bias_correction=False, clip_norm=None,
-                 kernels="plain", name="albert_lamb", **kwargs):
+                 fusion="plain", name="albert_lamb", **kwargs):
         kwargs.pop("weight_decay", None)  # decay is applied inside update_step
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, name=name, **kwargs)
         self.weight_decay_rate = weight_decay_rate
         self.bias_correction = bias_correction
-        self.kernels = check_kernels(kernels, "AlbertLamb kernels")
+        self.fusion = check_fusion(fusion, "AlbertLamb fusion")
         self._init_clipping(clip_norm)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -136,7 +136,7 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
         hyper = dict(beta_1=float(self.beta_1), beta_2=float(self.beta_2),
                      epsilon=float(self.epsilon), weight_decay_rate=float(self.weight_decay_rate),
                      decays=_decays(variable), bias_correction=bool(self.bias_correction))
-        math = _lamb_math if self.kernels == "plain" else _lamb_math_fused
+        math = _lamb_math if self.fusion == "plain" else _lamb_math_fused
         new_m, new_v, delta = math(gradient, *map(tf.convert_to_tensor, (variable, m, v)),
                                    lr, step, **hyper)
         self.assign(m, new_m)
@@ -148,7 +148,7 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
         config.pop("weight_decay", None)
         config.update(weight_decay_rate=self.weight_decay_rate,
                       bias_correction=self.bias_correction, clip_norm=self.clip_norm,
-                      kernels=self.kernels)
+                      fusion=self.fusion)
         return config
 
 
@@ -170,15 +170,15 @@ class AlbertAdamW(GlobalNormClipAfterAllReduce, keras.optimizers.AdamW):
 
 def create_optimizer(name="lamb", learning_rate=0.00176, total_steps=125000,
                      warmup_steps=3125, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
-                     epsilon=1e-6, clip_norm=1.0, kernels="plain"):
+                     epsilon=1e-6, clip_norm=1.0, fusion="plain"):
     """The optimizer of the reference recipe ("lamb") or AdamW ("adamw"), with the
-    warmup + polynomial decay schedule and global-norm gradient clipping. kernels:
-    the model's (config.KERNELS), for LAMB's update."""
+    warmup + polynomial decay schedule and global-norm gradient clipping. fusion:
+    the model's (config.FUSIONS), for LAMB's update."""
     schedule = WarmupPolynomialDecay(learning_rate, total_steps, warmup_steps)
     if name == "lamb":
         return AlbertLamb(learning_rate=schedule, beta_1=beta_1, beta_2=beta_2,
                           epsilon=epsilon, weight_decay_rate=weight_decay, clip_norm=clip_norm,
-                          kernels=kernels)
+                          fusion=fusion)
     if name == "adamw":
         return AlbertAdamW(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
                            beta_2=beta_2, epsilon=epsilon, clip_norm=clip_norm)

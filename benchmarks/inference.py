@@ -12,7 +12,7 @@ interleaves them round by round (harness.py).
 
 The SavedModel is exported by serving.export.export from a base-size backbone with
 random weights: "savedmodel/<precision>/nojit" is the default export (plain TensorFlow
-ops), "savedmodel/<precision>/xla" the export with --kernels xla_cpu (XLA-compiled
+ops), "savedmodel/<precision>/xla" the export with --fusion xla_cpu (XLA-compiled
 element-wise kernels between oneDNN's matmuls, which TF Serving runs with
 --xla_cpu_compilation_enabled=true). Its vocab_size is that of runs/demo/vocab/spm.model
 (5,000 pieces; the export checks that the tokenizer fits the model), not 30,000: the
@@ -53,7 +53,7 @@ def make_inputs(batch, seq=SEQ, seed=0):
 
 
 # ------------------------------------------------------------------ contenders
-def export_savedmodel(directory, precision, kernels):
+def export_savedmodel(directory, precision, fusion):
     """Runs in its own process: the dtype policy is global."""
     import keras
     import sentencepiece
@@ -69,10 +69,15 @@ def export_savedmodel(directory, precision, kernels):
     proto = read_model_proto(SPM_MODEL)
     vocab = sentencepiece.SentencePieceProcessor(model_proto=proto).get_piece_size()
     model = AlbertBackbone(AlbertConfig.from_dict(dict(BASE, vocab_size=vocab)))
-    from serving.export import KERNELS
-    if kernels not in KERNELS:  # a --baseline tree that names its CPU kernels "xla"
-        kernels = "xla"
-    print(export(model, proto, directory, version=1, max_seq_length=SEQ, kernels=kernels))
+    try:
+        from serving.export import FUSIONS
+        name = "fusion"
+    except ImportError:  # a --baseline tree that names the fusion "kernels"
+        from serving.export import KERNELS as FUSIONS
+        name = "kernels"
+    if fusion not in FUSIONS:  # a --baseline tree that names its CPU fusion "xla"
+        fusion = "xla"
+    print(export(model, proto, directory, version=1, max_seq_length=SEQ, **{name: fusion}))
 
 
 def savedmodel_forward(precision, jit):

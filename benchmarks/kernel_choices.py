@@ -46,8 +46,8 @@ def with_gradient(fn, inputs):
 
 def gelu_pair():
     h, bias = random(1024, 3072), random(3072, dtype=tf.float32)
-    def gelu(kernels):
-        return lambda a, b: fused_ops.bias_activation(a, b, "gelu_tanh", kernels)
+    def gelu(fusion):
+        return lambda a, b: fused_ops.bias_activation(a, b, "gelu_tanh", fusion)
     return ("bias + GELU, [1024, 3072], fwd+bwd",
             with_gradient(gelu("plain"), [h, bias]),
             with_gradient(gelu("xla_cpu"), [h, bias]))
@@ -56,8 +56,8 @@ def gelu_pair():
 def layer_norm_pair():
     x, y = random(1024, 768), random(1024, 768)
     params = [random(768, dtype=tf.float32) for _ in range(3)]
-    def norm(kernels):
-        return lambda *a: fused_ops.residual_layer_norm(*a, 1e-12, kernels)
+    def norm(fusion):
+        return lambda *a: fused_ops.residual_layer_norm(*a, 1e-12, fusion)
     return ("residual + LayerNorm, [1024, 768], fwd+bwd",
             with_gradient(norm("plain"), [x, y] + params),
             with_gradient(norm("xla_cpu"), [x, y] + params))
@@ -133,8 +133,8 @@ def bias_placement_pair():
 def cross_entropy_pair():
     logits = random(160, 30000, dtype=tf.float32)  # 8 x 20 masked positions, V = 30k
     labels = tf.random.uniform((160,), 0, 30000, tf.int32)
-    def loss(kernels):
-        return lambda lg: sparse_softmax_cross_entropy(labels, lg, kernels)
+    def loss(fusion):
+        return lambda lg: sparse_softmax_cross_entropy(labels, lg, fusion)
     return ("MLM cross entropy, [160, 30000] float32 logits, fwd+bwd",
             with_gradient(loss("plain"), [logits]),
             with_gradient(loss("xla_cpu"), [logits]))

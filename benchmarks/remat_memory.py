@@ -2,7 +2,7 @@
 and keras-hub's ALBERT at the same batch, for ALBERT-large and -xlarge.
 
     python benchmarks/remat_memory.py [--sizes large,xlarge] [--batch large=4,xlarge=2]
-        [--seq 512] [--rounds 2] [--precision float32] [--kernels auto] [--jit] [--only_ours]
+        [--seq 512] [--rounds 2] [--precision float32] [--fusion auto] [--jit] [--only_ours]
         [--json out.json]
 
 For each size, worker processes (see harness.py) build their model and train one step
@@ -14,7 +14,7 @@ Measured per step, from TensorFlow's CPU allocator (tf.config.experimental
 .get_memory_info): "held" is what is allocated before the step (weights, optimizer
 moments, the batch); "activation" is the step's peak minus that: activations kept for
 the backward pass, gradients and temporaries. Also the process's peak RSS.
-Ours: AlbertPretrainer (MLM + SOP, LAMB, --kernels: by default the host's kernels as
+Ours: AlbertPretrainer (MLM + SOP, LAMB, --fusion: by default the host's fusion as
 "auto" picks them);
 keras-hub: AlbertMaskedLM (MLM only, AdamW), both with 20 masked positions per row.
 --jit compiles our steps whole with XLA (jit_compile), where the training programs
@@ -50,20 +50,20 @@ def allocator_step(step):
     return seconds, held, peak
 
 
-def ours_step(size, remat, batch, precision, jit=False, kernels="auto"):
+def ours_step(size, remat, batch, precision, jit=False, fusion="auto"):
     import keras
     import tensorflow as tf
 
     from albert_keras import AlbertConfig, AlbertPretrainer
-    from albert_keras.layers.fused_ops import resolve_kernels
+    from albert_keras.layers.fused_ops import resolve_fusion
     from albert_keras.optimization import create_optimizer
 
     keras.config.set_dtype_policy(precision)
-    kernels = resolve_kernels(kernels)
-    config = AlbertConfig.from_preset(size, kernels=kernels, remat=remat)
+    fusion = resolve_fusion(fusion)
+    config = AlbertConfig.from_preset(size, fusion=fusion, remat=remat)
     model = AlbertPretrainer(config)
     model.compile(optimizer=create_optimizer("lamb", total_steps=1000, warmup_steps=10,
-                                             kernels=kernels), jit_compile=jit)
+                                             fusion=fusion), jit_compile=jit)
     data = {name: tf.constant(value) for name, value in batch.items()}
     return lambda: model.train_on_batch(data)
 
@@ -79,7 +79,7 @@ def worker(args):
         step = keras_hub_step(batch, args.precision, False, {k: config[k] for k in BASE})
     else:
         step = ours_step(args.size, args.worker.split("_", 1)[1], batch, args.precision,
-                         args.jit, args.kernels)
+                         args.jit, args.fusion)
     seconds, held, peak = allocator_step(step)  # warm-up: tracing and first allocations
     harness.reply({"ready": True, "warmup_seconds": seconds})
 
@@ -102,7 +102,7 @@ def run_group(script, group, size, batch, args, ceiling_worker, ceiling):
             f"remat-{size}-{name}",
             [script, "--worker", name, "--size", size, "--batch", str(batch),
              "--seq", str(args.seq), "--precision", args.precision]
-            + ["--kernels", args.kernels] + (["--jit"] if args.jit else []))
+            + ["--fusion", args.fusion] + (["--jit"] if args.jit else []))
         # One at a time: building and warming up in parallel would add their peaks.
         print(f"ready {size} {name}: {workers[name].answer()}", flush=True)
     results = {name: [] for name in group}
@@ -143,7 +143,7 @@ def drive(args):
     ceiling_worker.close()
     n = 4096
     report = dict(header, seq=args.seq, masked=MASKED, precision=args.precision, jit=args.jit,
-                  kernels=args.kernels,
+                  fusion=args.fusion,
                   rounds=args.rounds,
                   ceiling_gflops={k: 2 * n ** 3 / harness.median(v) / 1e9
                                   for k, v in ceiling.items()},
@@ -154,7 +154,7 @@ def drive(args):
 def print_table(report):
     print(f"\n{report['date']}  {report['machine']}\n{report['command']}")
     print(f"seq {report['seq']}, {report['masked']} masked positions per row, "
-          f"{report['precision']}, kernels {report.get('kernels', 'auto')}, "
+          f"{report['precision']}, fusion {report.get('fusion', 'auto')}, "
           f"{'XLA (jit_compile), ' if report.get('jit') else ''}"
           f"{report['rounds']} rounds; matmul ceiling "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report["ceiling_gflops"].items()))
@@ -187,7 +187,7 @@ def main():
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--precision", default="float32")
-    parser.add_argument("--kernels", default="auto", help="our models' kernels (auto, plain, ...)")
+    parser.add_argument("--fusion", default="auto", help="our models' fusion (auto, plain, ...)")
     parser.add_argument("--jit", action="store_true", help="our steps with jit_compile")
     parser.add_argument("--only_ours", action="store_true", help="skip keras-hub")
     parser.add_argument("--json")

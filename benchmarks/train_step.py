@@ -51,6 +51,21 @@ def make_batch(batch, seq, masked=MASKED, seed=0):
     }
 
 
+def host_fusion() -> dict:
+    """The host's fusion for training, as the training programs' "auto" picks it, as the
+    keyword argument the (maybe --baseline) tree's config and optimizer take."""
+    try:
+        from albert_keras.layers.fused_ops import fusion_for_this_host
+        return {"fusion": fusion_for_this_host()}
+    except ImportError:
+        pass
+    try:  # a --baseline tree that names the fusion "kernels"
+        from albert_keras.layers.fused_ops import kernels_for_this_host
+        return {"kernels": kernels_for_this_host()}
+    except ImportError:  # a --baseline tree whose kernels are a process-wide setting
+        return {}
+
+
 # ------------------------------------------------------------------ contenders
 def ours_step(batch, precision, jit):
     import keras
@@ -60,14 +75,10 @@ def ours_step(batch, precision, jit):
     from albert_keras.optimization import create_optimizer
 
     keras.config.set_dtype_policy(precision)
-    try:  # the host's training kernels, as the training programs' "auto" picks them
-        from albert_keras.layers.fused_ops import kernels_for_this_host
-        kernels = {"kernels": kernels_for_this_host()}
-    except ImportError:  # a --baseline tree whose kernels are a process-wide setting
-        kernels = {}
-    model = AlbertPretrainer(AlbertConfig.from_dict(dict(BASE, **kernels)))
+    fusion = host_fusion()
+    model = AlbertPretrainer(AlbertConfig.from_dict(dict(BASE, **fusion)))
     model.compile(optimizer=create_optimizer("lamb", total_steps=100000, warmup_steps=100,
-                                             **kernels), jit_compile=jit)
+                                             **fusion), jit_compile=jit)
     data = {name: tf.constant(value) for name, value in batch.items()}
     return lambda: model.train_on_batch(data)
 

@@ -1,16 +1,16 @@
 """Exports a trained ALBERT model as a TF Serving SavedModel version, atomically.
 
     python -m serving.export --model runs/x/final_model.keras --spm_model runs/x/spm.model \\
-        --export_base saved_models/albert [--version N] [--max_seq_length N] [--kernels xla_cpu]
+        --export_base saved_models/albert [--version N] [--max_seq_length N] [--fusion xla_cpu]
 
 Writes EXPORT_BASE/VERSION/ (the next integer version by default). The version is
 written into EXPORT_BASE/.tmp-VERSION-xxxx, a name TF Serving ignores (not an integer),
 and renamed to VERSION only when complete, so a server polling EXPORT_BASE never loads a
 half-written version. An interrupted export leaves at most a .tmp-* directory behind.
 
---kernels: how the exported model computes, whatever the model was trained with
-(albert_keras.config.KERNELS; the exporter rebuilds it with that choice and the same
-weights, albert_keras.models.with_kernels). "plain" (the default) exports TensorFlow
+--fusion: how the exported model computes, whatever the model was trained with
+(albert_keras.config.FUSIONS; the exporter rebuilds it with that choice and the same
+weights, albert_keras.models.with_fusion). "plain" (the default) exports TensorFlow
 ops only, which any TF Serving runs. "xla_cpu" exports the encoder's element-wise work
 (bias + GELU, residual + LayerNorm, softmax) as XLA-compiled kernels between oneDNN's
 matmuls, with row sums as matrix-vector products (for CPU servers): 1.15x the default
@@ -32,8 +32,8 @@ import tensorflow as tf
 
 import albert_keras  # noqa: F401  (registers the model classes for load_model)
 from albert_keras import atomic_file, run_directory
-from albert_keras.config import KERNELS
-from albert_keras.models import with_kernels
+from albert_keras.config import FUSIONS
+from albert_keras.models import with_fusion
 from albert_keras.vocabulary import SentencePieceVocabulary
 from albert_keras.tasks import all_tasks
 from serving.export_module import AlbertServingModule, serving_task, signature_names
@@ -65,7 +65,7 @@ def next_version(export_base: str) -> int:
 
 def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str, *,
            version: int | None = None, max_seq_length: int | None = None,
-           lower_case: bool = True, model_name: str | None = None, kernels: str = "plain",
+           lower_case: bool = True, model_name: str | None = None, fusion: str = "plain",
            allow_vocab_mismatch: bool = False,
            vocab_source: str = "the SentencePiece model", **task_options) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
@@ -75,8 +75,8 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
     windows, else max_position_embeddings). task_options: the export options of the
     model's task (albert_keras.tasks: top_k, window_stride, null_threshold,
     squad_version, ...), which replace the settings the model carries."""
-    if kernels not in KERNELS:
-        raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     task = serving_task(model)
     vocabulary = SentencePieceVocabulary.of(vocabulary, vocab_source)
     if not allow_vocab_mismatch:
@@ -87,7 +87,7 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
         max_seq_length = (task.serving_length(model) if task
                           else model.config.max_position_embeddings)
     # "plain" by default: TF Serving compiles XLA on CPU only when told to.
-    model = with_kernels(model, kernels)
+    model = with_fusion(model, fusion)
     module = AlbertServingModule(model, vocabulary, max_seq_length=max_seq_length,
                                  lower_case=lower_case, **task_options)
     os.makedirs(export_base, exist_ok=True)
@@ -134,8 +134,8 @@ def parse_args(argv=None):
                              "vocabulary, say)")
     parser.add_argument("--model_name", default=None,
                         help="model name in the warmup requests (default: export_base's name)")
-    parser.add_argument("--kernels", choices=KERNELS, default="plain",
-                        help="how the exported model computes (albert_keras.config.KERNELS): "
+    parser.add_argument("--fusion", "--kernels", choices=FUSIONS, default="plain",
+                        help="how the exported model computes (albert_keras.config.FUSIONS): "
                              "xla_cpu, XLA-compiled element-wise kernels for CPU servers, "
                              "1.15x faster on CPUs with AMX; xla, the same for GPU servers; "
                              "on CPU both need tensorflow_model_server "
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
                         for name in task.export_options}
         path = export(model, vocabulary, args.export_base, version=args.version,
                       max_seq_length=args.max_seq_length, lower_case=not args.cased,
-                      model_name=args.model_name, kernels=args.kernels,
+                      model_name=args.model_name, fusion=args.fusion,
                       allow_vocab_mismatch=args.allow_vocab_mismatch, **task_options)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -84,26 +84,26 @@ def build_model(kind: str):
     return AlbertBackbone(config)
 
 
-def exported(kind: str, kernels: str = "plain"):
+def exported(kind: str, fusion: str = "plain"):
     """(model, export_base, version_dir) for "pretrainer", "classifier", "tagger",
     "question_answerer", "squad2_answerer" or "backbone".
 
     The pretrainer and classifier go through the CLI from a saved .keras file, as a user
-    would; the backbone through serving.export.export(). kernels="xla_cpu" exports the same
+    would; the backbone through serving.export.export(). fusion="xla_cpu" exports the same
     model (the plain export's) again with XLA kernels, through the CLI.
     """
-    return _export_once(kind, kernels)  # one cache key however kernels is passed
+    return _export_once(kind, fusion)  # one cache key however fusion is passed
 
 
 @functools.lru_cache(maxsize=None)
-def _export_once(kind: str, kernels: str):
+def _export_once(kind: str, fusion: str):
     from serving import export as export_lib
 
-    model = build_model(kind) if kernels == "plain" else exported(kind)[0]
-    root = tempfile.mkdtemp(prefix=f"albert_export_{kind}_{kernels}_")
+    model = build_model(kind) if fusion == "plain" else exported(kind)[0]
+    root = tempfile.mkdtemp(prefix=f"albert_export_{kind}_{fusion}_")
     atexit.register(shutil.rmtree, root, True)
     export_base = os.path.join(root, "saved_models", f"albert_{kind}")
-    if kind == "backbone" and kernels == "plain":
+    if kind == "backbone" and fusion == "plain":
         version_dir = export_lib.export(model, model_proto(), export_base,
                                         max_seq_length=MAX_SEQ_LENGTH)
     else:
@@ -112,7 +112,7 @@ def _export_once(kind: str, kernels: str):
         model.save(os.path.join(run_dir, "final_model.keras"))
         code = export_lib.main(["--model", run_dir, "--spm_model", spm_model_path(),
                                 "--export_base", export_base,
-                                "--max_seq_length", str(MAX_SEQ_LENGTH), "--kernels", kernels])
+                                "--max_seq_length", str(MAX_SEQ_LENGTH), "--fusion", fusion])
         assert code == 0
         version_dir = os.path.join(export_base, "1")
     return model, export_base, version_dir

@@ -115,3 +115,13 @@ def test_sharing_modes_need_internal_format(tmp_path):
         config.to_json_file(tmp_path / "c.json")
     config.to_json_file(tmp_path / "c.json", format="internal")
     assert AlbertConfig.from_json_file(tmp_path / "c.json") == config
+
+
+def test_kernels_the_former_name_of_fusion_still_loads():
+    """Configs and saved models written when fusion was called kernels."""
+    values = AlbertConfig.from_preset("tiny").to_dict()
+    values["kernels"] = values.pop("fusion")
+    values["kernels"] = "xla_cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not "unknown config key"
+        assert AlbertConfig.from_dict(values).fusion == "xla_cpu"

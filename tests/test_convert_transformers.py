@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from albert_keras.convert import ConversionError, from_transformers  # noqa: E402
 from albert_keras.convert.__main__ import main as convert_main  # noqa: E402
-from albert_keras.models import with_kernels  # noqa: E402
+from albert_keras.models import with_fusion  # noqa: E402
 from model_harness import backbone_batch  # noqa: E402
 from transformers_reference import output_differences  # noqa: E402
 
@@ -70,15 +70,15 @@ def max_diff(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
 
 
-@pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])
+@pytest.mark.parametrize("fusion", ["plain", "xla_cpu"])
 @pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new"])
-def test_pretraining_parity(hidden_act, kernels, tmp_path):
+def test_pretraining_parity(hidden_act, fusion, tmp_path):
     """"gelu" in a transformers config is erf GELU, "gelu_new" the tanh one: both match,
     with plain kernels and with the fused XLA kernels that training uses."""
     config = hf_config(hidden_act)
     reference = randomized(transformers.AlbertForPreTraining(config))
-    pretrainer = with_kernels(from_transformers(saved(reference, tmp_path)), kernels)
-    assert pretrainer.config.kernels == kernels
+    pretrainer = with_fusion(from_transformers(saved(reference, tmp_path)), fusion)
+    assert pretrainer.config.fusion == fusion
     features = batch_with_positions(config)
     assert set(features["segment_ids"].ravel()) == {0, 1}
     assert features["input_mask"].min() == 0

@@ -26,7 +26,7 @@ from serving_fixtures import (LABEL_NAMES, MAX_SEQ_LENGTH, SIGNATURE_INPUTS, TAG
 pytestmark = pytest.mark.xdist_group("exports")
 
 KINDS = ("pretrainer", "classifier", "tagger", "backbone")
-# Exports with --kernels xla_cpu: the pretrainer's signatures cover encode, fill_mask,
+# Exports with --fusion xla_cpu: the pretrainer's signatures cover encode, fill_mask,
 # sentence_order and the embeddings; the classifier's classify.
 XLA_KINDS = ("pretrainer", "classifier")
 ATOL = 1e-5
@@ -217,13 +217,13 @@ SIGNATURES = {
 }
 
 
-@pytest.mark.parametrize("kind, kernels", [(kind, "plain") for kind in KINDS]
+@pytest.mark.parametrize("kind, fusion", [(kind, "plain") for kind in KINDS]
                          + [(kind, "xla_cpu") for kind in XLA_KINDS])
-def test_every_signature_matches_keras_in_a_fresh_process(kind, kernels, fresh_process_outputs):
-    model, _, version_dir = exported(kind, kernels)
+def test_every_signature_matches_keras_in_a_fresh_process(kind, fusion, fresh_process_outputs):
+    model, _, version_dir = exported(kind, fusion)
     with open(os.path.join(version_dir, "saved_model.pb"), "rb") as graph:
         # XLA kernels are functions marked for compilation; plain exports have none.
-        assert (b"_XlaMustCompile" in graph.read()) == (kernels == "xla_cpu")
+        assert (b"_XlaMustCompile" in graph.read()) == (fusion == "xla_cpu")
     names = signature_names(model)
     assert names == SIGNATURES[{"squad2_answerer": "question_answerer",
                                 "entity_tagger": "tagger"}.get(kind, kind)]

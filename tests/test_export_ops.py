@@ -74,7 +74,7 @@ def test_only_tensorflow_and_tensorflow_text_ops(ops_by_export):
 
 
 def test_exports_hold_no_xla_kernels_even_when_the_model_trains_with_them(tmp_path):
-    """The exporter rebuilds the model with its --kernels (plain by default) whatever
+    """The exporter rebuilds the model with its --fusion (plain by default) whatever
     the model was built with, so no function in the SavedModel asks for XLA
     compilation (stock TF Serving cannot run it on CPU)."""
     import dataclasses
@@ -86,10 +86,10 @@ def test_exports_hold_no_xla_kernels_even_when_the_model_trains_with_them(tmp_pa
     from serving_fixtures import build_model, model_proto
 
     plain = build_model("backbone")
-    model = AlbertBackbone(dataclasses.replace(plain.config, kernels="xla_cpu"))
+    model = AlbertBackbone(dataclasses.replace(plain.config, fusion="xla_cpu"))
     model.set_weights(plain.get_weights())
     version_dir = export_lib.export(model, model_proto(), str(tmp_path / "m"))
-    assert model.config.kernels == "xla_cpu"  # the exporter made a copy
+    assert model.config.fusion == "xla_cpu"  # the exporter made a copy
     with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
         graph = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0].graph_def
     compiled = [fn.signature.name for fn in graph.library.function

@@ -80,7 +80,7 @@ def test_row_statistics_by_matvec_equal_reductions():
     # The "xla_cpu" kernels take last-axis sums as products with a ones vector; both
     # forms of the LayerNorm kernel must give the same values and gradients.
     accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
-    assert fused_ops.kernels_for_this_host() == ("xla" if accelerators else "xla_cpu")
+    assert fused_ops.fusion_for_this_host() == ("xla" if accelerators else "xla_cpu")
     rows = tf.constant(RNG.normal(size=(3, 9, 768)).astype("float32") * 4 + 2)
     np.testing.assert_allclose(fused_ops.last_axis_sum(rows, by_matvec=True),
                                tf.reduce_sum(rows, axis=-1, keepdims=True), rtol=1e-5)
@@ -163,7 +163,7 @@ def encoder_outputs_and_grads(policy, mode, sharing="all"):
     keras.utils.set_random_seed(7)
     encoder = SharedEncoder(num_layers=4, hidden_size=32, num_attention_heads=4,
                             intermediate_size=48, num_groups=2, inner_group_num=2,
-                            sharing=sharing, kernels=mode)
+                            sharing=sharing, fusion=mode)
     x = tf.constant(np.random.default_rng(5).normal(size=(3, 9, 32)).astype("float32"))
     mask = tf.constant(np.array([[1] * 9, [1] * 5 + [0] * 4, [1] * 2 + [0] * 7], "int32"))
     encoder.build(x.shape)
@@ -225,23 +225,23 @@ def test_sparse_softmax_cross_entropy_values_and_gradients():
 
 def test_kernel_choice_is_validated_and_auto_resolves_to_this_host():
     from albert_keras import AlbertConfig
-    with pytest.raises(ValueError, match="kernels 'fast' is unknown; use one of plain, xla"):
-        AlbertConfig(kernels="fast")
-    with pytest.raises(ValueError, match="kernels"):
+    with pytest.raises(ValueError, match="fusion 'fast' is unknown; use one of plain, xla"):
+        AlbertConfig(fusion="fast")
+    with pytest.raises(ValueError, match="fusion"):
         fused_ops.masked_softmax(tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 2)), "fast")
-    assert fused_ops.resolve_kernels("auto") == fused_ops.kernels_for_this_host()
-    assert fused_ops.resolve_kernels("plain") == "plain"
+    assert fused_ops.resolve_fusion("auto") == fused_ops.fusion_for_this_host()
+    assert fused_ops.resolve_fusion("plain") == "plain"
 
 
-def test_training_step_is_the_same_with_either_kernels():
+def test_training_step_is_the_same_with_either_fusion():
     """One LAMB step of a small pretrainer: same loss and same new weights."""
     results = {}
     for mode in ("xla", "plain"):
         keras.utils.set_random_seed(3)
-        config = small_config(kernels=mode)
+        config = small_config(fusion=mode)
         model = AlbertPretrainer(config)
         model.compile(optimizer=create_optimizer("lamb", total_steps=10, warmup_steps=0,
-                                                 kernels=mode))
+                                                 fusion=mode))
         batch = pretraining_batch(config, batch=4, seq=16)
         logs = model.train_on_batch(batch, return_dict=True)
         results[mode] = (logs["loss"], [w.numpy() for w in model.trainable_weights])
@@ -255,7 +255,7 @@ def test_dropout_applies_in_training_with_fused_kernels():
     the fused LayerNorm so that dropout comes after it, as in the reference)."""
     encoder = SharedEncoder(num_layers=2, hidden_size=16, num_attention_heads=2,
                             intermediate_size=24, hidden_dropout=0.3, attention_dropout=0.3,
-                            kernels="xla")
+                            fusion="xla")
     x = tf.constant(np.random.default_rng(1).normal(size=(2, 6, 16)).astype("float32"))
     mask = tf.ones((2, 6), tf.int32)
     inference = encoder(x, mask, training=False).numpy()

@@ -236,12 +236,12 @@ def test_attention_spec_matches_numpy():
     np.testing.assert_allclose(spec.numpy(), numpy_attention(x, mask, layer), atol=1e-4)
 
 
-@pytest.mark.parametrize("kernels", ["plain", "xla", "xla_cpu"])
-def test_attention_fast_path_matches_the_spec_in_values_and_gradients(kernels):
+@pytest.mark.parametrize("fusion", ["plain", "xla", "xla_cpu"])
+def test_attention_fast_path_matches_the_spec_in_values_and_gradients(fusion):
     """SelfAttention.call against multi_head_attention + LayerNorm, with large random
     biases (the key bias shifts every score of a row equally) and padding."""
     import tensorflow as tf
-    layer = SelfAttention(32, 4, kernels=kernels)
+    layer = SelfAttention(32, 4, fusion=fusion)
     layer.build((None, None, 32))
     randomize(layer, seed=5)
     rng = np.random.default_rng(6)
@@ -280,20 +280,20 @@ def test_attention_fast_path_matches_the_spec_with_dropped_probabilities():
     np.testing.assert_allclose(fast.numpy(), spec.numpy(), atol=2e-5)
 
 
-@pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])
-def test_kernel_choice_is_held_and_serialized(tmp_path, kernels):
-    encoder = SharedEncoder(2, 16, 4, 24, sharing="ffn", kernels=kernels)
-    assert encoder.get_config()["kernels"] == kernels
-    assert {layer.kernels for layer in encoder.attention_layers + encoder.feed_forward_layers
-            + encoder.blocks} == {kernels}
+@pytest.mark.parametrize("fusion", ["plain", "xla_cpu"])
+def test_kernel_choice_is_held_and_serialized(tmp_path, fusion):
+    encoder = SharedEncoder(2, 16, 4, 24, sharing="ffn", fusion=fusion)
+    assert encoder.get_config()["fusion"] == fusion
+    assert {layer.fusion for layer in encoder.attention_layers + encoder.feed_forward_layers
+            + encoder.blocks} == {fusion}
     x_in, m_in = keras.Input((None, 16)), keras.Input((None,), dtype="int32")
     model = keras.Model([x_in, m_in], encoder(x_in, m_in))
     x = np.random.default_rng(8).normal(size=(2, 5, 16)).astype("float32")
     restored = assert_keras_round_trip(model, [x, np.ones((2, 5), "int32")], tmp_path,
                                        atol=1e-5)
-    assert restored.layers[-1].kernels == kernels
-    with pytest.raises(ValueError, match="kernels 'auto' is unknown"):
-        SharedEncoder(2, 16, 4, 24, kernels="auto")
+    assert restored.layers[-1].fusion == fusion
+    with pytest.raises(ValueError, match="fusion 'auto' is unknown"):
+        SharedEncoder(2, 16, 4, 24, fusion="auto")
 
 
 # Rows the heads read: [CLS], masked positions (one repeated, one on padding).
@@ -315,13 +315,13 @@ def _encoder_grads(encoder, x, mask, weights, positions=None):
     return rows, tape.gradient(loss, [x] + encoder.trainable_weights)
 
 
-@pytest.mark.parametrize("sharing,kernels", [("all", "xla_cpu"), ("all", "plain"),
+@pytest.mark.parametrize("sharing,fusion", [("all", "xla_cpu"), ("all", "plain"),
                                              ("none", "xla")])
-def test_output_positions_compute_the_rows_of_the_full_output(sharing, kernels):
+def test_output_positions_compute_the_rows_of_the_full_output(sharing, fusion):
     """The last block computed at a few rows gives those rows of the full output, and
     the same gradients for every weight and the input."""
     encoder = SharedEncoder(4, 16, 4, 24, num_groups=2, inner_group_num=2, sharing=sharing,
-                            kernels=kernels)
+                            fusion=fusion)
     rng = np.random.default_rng(11)
     x = rng.normal(size=(2, 5, 16)).astype("float32")
     mask = np.array([[1] * 5, [1, 1, 1, 0, 0]], "int32")

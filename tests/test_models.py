@@ -159,20 +159,20 @@ def _assert_same_outputs_loss_grads(got, want, num_weights, atol):
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_with_kernels_copies_a_model_that_computes_the_same(policy):
-    """with_kernels (the exporter's --kernels) rebuilds a pretrainer or classifier with
+def test_with_fusion_copies_a_model_that_computes_the_same(policy):
+    """with_fusion (the exporter's --fusion) rebuilds a pretrainer or classifier with
     another kernel choice and the same weights: outputs, loss and gradients agree."""
     from albert_keras import AlbertClassifier
-    from albert_keras.models import with_kernels
+    from albert_keras.models import with_fusion
     keras.config.set_dtype_policy(policy)
-    config = small_config(kernels="xla_cpu")
+    config = small_config(fusion="xla_cpu")
     batch = pretraining_batch(config)
     atol = 1e-5 if policy == "float32" else 2e-2
     for model in (AlbertPretrainer(config), AlbertClassifier(config, num_labels=3, dropout=0.0)):
-        copy = with_kernels(model, "plain")
-        assert copy.config.kernels == "plain" and model.config.kernels == "xla_cpu"
-        assert copy.backbone.encoder.get_config()["kernels"] == "plain"
-        assert with_kernels(model, "xla_cpu") is model
+        copy = with_fusion(model, "plain")
+        assert copy.config.fusion == "plain" and model.config.fusion == "xla_cpu"
+        assert copy.backbone.encoder.get_config()["fusion"] == "plain"
+        assert with_fusion(model, "xla_cpu") is model
         _assert_same_outputs_loss_grads(
             _outputs_loss_grads(model, lambda b, m=model: m(b, training=True), batch),
             _outputs_loss_grads(copy, lambda b, m=copy: m(b, training=True), batch),
@@ -187,7 +187,7 @@ def test_models_with_the_last_block_at_the_heads_rows_equal_the_full_computation
     from albert_keras import AlbertClassifier
     keras.config.set_dtype_policy(policy)
     config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                          kernels="xla_cpu")
+                          fusion="xla_cpu")
     batch = pretraining_batch(config)
     atol = 1e-5 if policy == "float32" else 2e-2
     pretrainer = AlbertPretrainer(config)
@@ -210,15 +210,15 @@ def test_models_with_the_last_block_at_the_heads_rows_equal_the_full_computation
             _outputs_loss_grads(model, in_full, batch), len(model.trainable_weights), atol)
 
 
-def test_with_kernels_keeps_the_dtype_policies_the_model_was_built_with():
+def test_with_fusion_keeps_the_dtype_policies_the_model_was_built_with():
     from albert_keras import AlbertClassifier
-    from albert_keras.models import with_kernels
-    config = small_config(kernels="xla_cpu")
+    from albert_keras.models import with_fusion
+    config = small_config(fusion="xla_cpu")
     for model in (AlbertPretrainer(config, dtype="mixed_bfloat16"),
                   AlbertClassifier(backbone=AlbertBackbone(config, dtype="mixed_bfloat16"),
                                    num_labels=2, dtype="mixed_bfloat16")):
         assert keras.config.dtype_policy().name == "float32"  # the global policy
-        copy = with_kernels(model, "plain")
+        copy = with_fusion(model, "plain")
         assert copy.backbone.encoder.compute_dtype == "bfloat16"
         head = copy.mlm_head if hasattr(copy, "mlm_head") else copy.classifier
         assert head.compute_dtype == "bfloat16"

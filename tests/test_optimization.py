@@ -29,15 +29,15 @@ def reference_lamb_step(w, g, lr, decay, beta_1=0.9, beta_2=0.999, eps=1e-6):
     return w - lr * update
 
 
-@pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])
-def test_lamb_matches_reference_update_and_exclusions(kernels):
+@pytest.mark.parametrize("fusion", ["plain", "xla_cpu"])
+def test_lamb_matches_reference_update_and_exclusions(fusion):
     """Both forms of the update: TensorFlow ops ("plain") and one XLA pass per variable."""
     kernel = keras.Variable(np.array([[0.5, -1.0], [2.0, 0.1]], "float32"), name="kernel")
     bias = keras.Variable(np.array([0.3, -0.2], "float32"), name="bias")
     grads = [np.array([[0.1, 0.2], [-0.3, 0.05]], "float32"), np.array([0.01, -0.4], "float32")]
     expected = [reference_lamb_step(kernel.numpy(), grads[0], 0.1, decay=True),
                 reference_lamb_step(bias.numpy(), grads[1], 0.1, decay=False)]
-    optimizer = AlbertLamb(learning_rate=0.1, kernels=kernels)
+    optimizer = AlbertLamb(learning_rate=0.1, fusion=fusion)
     optimizer.apply_gradients(zip(grads, [kernel, bias]))
     np.testing.assert_allclose(kernel.numpy(), expected[0], rtol=1e-5)
     np.testing.assert_allclose(bias.numpy(), expected[1], rtol=1e-5)
@@ -47,9 +47,9 @@ def test_create_optimizer_variants():
     lamb = create_optimizer("lamb", total_steps=10, warmup_steps=2)
     assert isinstance(lamb, keras.optimizers.Lamb) and lamb.clip_norm == 1.0
     assert AlbertLamb.from_config(lamb.get_config()).weight_decay_rate == 0.01
-    assert lamb.kernels == "plain"
+    assert lamb.fusion == "plain"
     assert AlbertLamb.from_config(
-        create_optimizer("lamb", kernels="xla").get_config()).kernels == "xla"
+        create_optimizer("lamb", fusion="xla").get_config()).fusion == "xla"
     adamw = create_optimizer("adamw", total_steps=10, warmup_steps=2)
     assert isinstance(adamw, keras.optimizers.AdamW)
     with pytest.raises(ValueError, match="Unknown optimizer"):

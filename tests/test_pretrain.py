@@ -169,7 +169,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     experiment = PretrainExperiment(**json.loads((output / "experiment.json").read_text()))
     config = model_config(experiment)
     model = AlbertPretrainer(config)
-    model.compile(optimizer=make_optimizer(experiment, config.kernels))
+    model.compile(optimizer=make_optimizer(experiment, config.fusion))
     _, step = restore_latest(model, str(output / "checkpoints"))
     assert step == 10
     assert all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights)
@@ -179,7 +179,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(records, tmp_path)
     ({"strategy": "quantum"}, "strategy"),
     ({"train_files": "/nonexistent/*.tfrecord"}, "train_files"),
     ({"precision": "float8"}, "precision"),
-    ({"kernels": "triton"}, "kernels"),
+    ({"fusion": "triton"}, "fusion"),
+    ({"kernels": "triton"}, "field 'fusion': unknown fusion 'triton'"),  # its former name
     ({"remat": "everything"}, "field 'remat': unknown remat 'everything'"),
     ({"remat": "block", "jit_compile": "true"}, "saves no memory under jit_compile"),
     ({"remat": "block", "strategy": "tpu"}, "saves no memory under strategy tpu"),

@@ -40,10 +40,10 @@ def loss_and_gradients(model, data):
     return outputs, float(loss), [tf.convert_to_tensor(g).numpy() for g in gradients]
 
 
-@pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])
-def test_remat_block_gives_the_outputs_and_gradients_of_the_plain_run(kernels):
+@pytest.mark.parametrize("fusion", ["plain", "xla_cpu"])
+def test_remat_block_gives_the_outputs_and_gradients_of_the_plain_run(fusion):
     keras.utils.set_random_seed(1)
-    config = dataclasses.replace(CONFIG, kernels=kernels)
+    config = dataclasses.replace(CONFIG, fusion=fusion)
     plain = AlbertPretrainer(config)
     remat = AlbertPretrainer(dataclasses.replace(config, remat="block"))
     remat.set_weights(plain.get_weights())
@@ -99,9 +99,9 @@ def test_remat_is_in_the_config_and_checked():
         dataclasses.replace(CONFIG, remat="all")
 
 
-@pytest.mark.parametrize("kernels", ["plain", "xla_cpu"])
+@pytest.mark.parametrize("fusion", ["plain", "xla_cpu"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_chained_uses_sum_the_gradients_of_every_use_in_float32(kernels, dtype):
+def test_chained_uses_sum_the_gradients_of_every_use_in_float32(fusion, dtype):
     """cast_in_chain_for_uses (remat "block") gives each use the one cast and the kernel
     the float32 sum of all uses' gradients, as cast_once_for_uses does."""
     from albert_keras.layers.shared_gradients import cast_in_chain_for_uses, cast_once_for_uses
@@ -111,7 +111,7 @@ def test_chained_uses_sum_the_gradients_of_every_use_in_float32(kernels, dtype):
 
     def gradient(make_copies):
         with tf.GradientTape() as tape:
-            copies = make_copies(kernel, dtype, 5, kernels)
+            copies = make_copies(kernel, dtype, 5, fusion)
             loss = tf.add_n([tf.reduce_sum(tf.cast(c * u, tf.float32))
                              for c, u in zip(copies, upstream)])
         for copy in copies:

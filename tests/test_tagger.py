@@ -9,7 +9,7 @@ import tensorflow as tf
 import keras
 
 from albert_keras import AlbertClassifier, AlbertTagger
-from albert_keras.models import with_kernels
+from albert_keras.models import with_fusion
 from albert_keras.tasks.tagging.settings import TaggingSettings
 from model_harness import (assert_accumulation_matches_one_batch, assert_keras_round_trip,
                            backbone_batch, small_config)
@@ -68,7 +68,7 @@ def test_learns_round_trips_and_keeps_its_windows(tmp_path):
     assert restored.tag_names == ["even", "odd"]
     assert restored.settings == TaggingSettings(window_length=12, window_stride=5)
     assert restored.get_config()["settings"] == {"window_length": 12, "window_stride": 5}
-    copy = with_kernels(restored, "xla_cpu")
+    copy = with_fusion(restored, "xla_cpu")
     np.testing.assert_allclose(copy(batch), restored(batch), atol=1e-4)
 
 

@@ -15,14 +15,16 @@ import typing
 
 from albert_keras import run_directory
 from albert_keras.atomic_file import write_json
-from albert_keras.config import KERNELS as MODEL_KERNELS
+from albert_keras.config import FUSIONS as MODEL_FUSIONS
 from albert_keras.config import REMAT_MODES
 
+# Fields renamed since configs were first written: former name -> name.
+RENAMED_FIELDS = {"kernels": "fusion"}
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw")
-# "auto": the host's fastest training kernels (layers.fused_ops.kernels_for_this_host).
-KERNELS = ("auto",) + MODEL_KERNELS
+# "auto": the host's fastest fusion for training (layers.fused_ops.fusion_for_this_host).
+FUSIONS = ("auto",) + MODEL_FUSIONS
 
 
 @dataclasses.dataclass
@@ -61,9 +63,10 @@ class TrainingOptions:
     tpu: str = ""  # TPU name or address for the cluster resolver
     precision: str = "float32"
     jit_compile: bool = False
-    # How the model computes its element-wise work (albert_keras.config.KERNELS):
+    # How the model computes its element-wise work (albert_keras.config.FUSIONS):
     # "auto" takes the fused XLA kernels for this host; "plain" TensorFlow ops only.
-    kernels: str = "auto"
+    # ("kernels" in configs written before this name.)
+    fusion: str = "auto"
     # What a training step keeps for its backward pass (albert_keras.config.REMAT_MODES):
     # "block" recomputes each encoder block's activations there: less memory, more time.
     remat: str = "none"
@@ -93,8 +96,8 @@ class TrainingOptions:
             fail("strategy", f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if self.precision not in PRECISIONS:
             fail("precision", f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
-        if self.kernels not in KERNELS:
-            fail("kernels", f"unknown kernels {self.kernels!r}; use one of {', '.join(KERNELS)}")
+        if self.fusion not in FUSIONS:
+            fail("fusion", f"unknown fusion {self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.remat not in REMAT_MODES:
             fail("remat", f"unknown remat {self.remat!r}; use one of {', '.join(REMAT_MODES)}")
         if self.remat != "none" and (self.jit_compile or self.strategy == "tpu"):
@@ -314,8 +317,10 @@ def load_experiment(cls, argv=None, description=""):
     section_owners = _section_fields(cls)
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="experiment JSON file (training/configs/*.json)")
+    former = {new: old for old, new in RENAMED_FIELDS.items()}
     for field in fields:
-        parser.add_argument(f"--{field.name}", dest=field.name, default=None,
+        names = [f"--{field.name}"] + ([f"--{former[field.name]}"] if field.name in former else [])
+        parser.add_argument(*names, dest=field.name, default=None,
                             help=f"override '{field.name}' (default {field.default!r})"
                             if field.default is not dataclasses.MISSING else None)
     for name, owners in section_owners.items():
@@ -336,6 +341,12 @@ def load_experiment(cls, argv=None, description=""):
             raise ValueError(f"--config: no such file {args.config}") from None
         except json.JSONDecodeError as error:
             raise ValueError(f"{args.config}: not valid JSON (line {error.lineno}): {error.msg}") from None
+        for old, new in RENAMED_FIELDS.items():
+            if old in values:
+                if new in values:
+                    raise ValueError(f"{args.config}: field '{old}' is the former name of "
+                                     f"'{new}'; give one of them")
+                values[new] = values.pop(old)
         known = {f.name for f in dataclasses.fields(cls)} | set(section_owners)
         unknown = sorted(set(values) - known - {"description"})
         if unknown:

@@ -57,12 +57,12 @@ def build_task_model(experiment, task, vocab_size: int, data):
     backbone is made anew from its config and given its weights, whatever model held it
     (a saved task model's old head is left behind)."""
     from albert_keras import AlbertBackbone
-    from albert_keras.layers.fused_ops import resolve_kernels
+    from albert_keras.layers.fused_ops import resolve_fusion
     from training import model_setup
 
     if experiment.init_model:
         saved = model_setup.load_backbone(experiment.init_model, field="init_model")
-        config = dataclasses.replace(saved.config, kernels=resolve_kernels(experiment.kernels),
+        config = dataclasses.replace(saved.config, fusion=resolve_fusion(experiment.fusion),
                                      remat=experiment.remat)
         print(f"Backbone from {experiment.init_model} (its config replaces model_preset "
               f"and model_overrides)", flush=True)

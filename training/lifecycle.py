@@ -74,7 +74,7 @@ def train(experiment, program: Program) -> dict:
         with strategy.scope():
             model = program.build_model()
             model.compile(
-                optimizer=model_setup.make_optimizer(experiment, model.config.kernels),
+                optimizer=model_setup.make_optimizer(experiment, model.config.fusion),
                 jit_compile=experiment.jit_compile,
                 steps_per_execution=experiment.steps_per_execution,
                 gradient_accumulation_steps=experiment.gradient_accumulation_steps,

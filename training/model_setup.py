@@ -13,7 +13,7 @@ import tensorflow as tf
 from albert_keras import AlbertConfig, run_directory
 from albert_keras.atomic_file import atomic_path
 from albert_keras.optimization import create_optimizer
-from albert_keras.layers.fused_ops import resolve_kernels
+from albert_keras.layers.fused_ops import resolve_fusion
 from albert_keras.vocabulary import read_model_proto
 from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, TrainingRateLogger,
                                 current_step)
@@ -25,7 +25,7 @@ def set_precision(precision: str):
 
 
 def model_config(options) -> AlbertConfig:
-    """The config from a preset or a file, with overrides and the run's kernels and
+    """The config from a preset or a file, with overrides and the run's fusion and
     remat; vocab_size follows the SentencePiece model when one is given."""
     if options.model_config_file:
         config = AlbertConfig.from_json_file(options.model_config_file)
@@ -38,18 +38,18 @@ def model_config(options) -> AlbertConfig:
         processor = sentencepiece.SentencePieceProcessor(model_proto=read_model_proto(options.spm_model))
         values["vocab_size"] = processor.get_piece_size()
     values["max_position_embeddings"] = max(values["max_position_embeddings"], options.seq_length)
-    values["kernels"] = resolve_kernels(options.kernels)
+    values["fusion"] = resolve_fusion(options.fusion)
     values["remat"] = options.remat
     return AlbertConfig.from_dict(values, origin="model config")
 
 
-def make_optimizer(options, kernels: str):
-    """The run's optimizer; kernels: the model's (config.kernels), for LAMB's update."""
+def make_optimizer(options, fusion: str):
+    """The run's optimizer; fusion: the model's (config.fusion), for LAMB's update."""
     return create_optimizer(
         options.optimizer, learning_rate=options.learning_rate, total_steps=options.total_steps,
         warmup_steps=options.warmup_steps, weight_decay=options.weight_decay,
         beta_1=options.beta_1, beta_2=options.beta_2, epsilon=options.epsilon,
-        clip_norm=options.clip_norm, kernels=kernels)
+        clip_norm=options.clip_norm, fusion=fusion)
 
 
 def restore_latest(model, checkpoint_dir: str) -> tuple[tf.train.Checkpoint, int]:

@@ -68,9 +68,9 @@ class SelfAttention(ResidualSubLayer):
 
     def __init__(self, hidden_size, num_attention_heads, attention_dropout=0.0,
                  hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02,
-                 kernels="plain", **kwargs):
+                 fusion="plain", **kwargs):
         super().__init__(hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
-                         kernels, **kwargs)
+                         fusion, **kwargs)
         check_heads(hidden_size, num_attention_heads, where="SelfAttention")
         self.num_attention_heads = num_attention_heads
         self.head_size = hidden_size // num_attention_heads
@@ -151,7 +151,7 @@ class SelfAttention(ResidualSubLayer):
         k = with_zero_gradient_for(split_heads(x, matrices["key"]), self.key.bias)
         v = split_heads(x, matrices["value"], None if fold_value_bias else self.value.bias)
         scores = tf.matmul(q, k, transpose_b=True)
-        probs = fused_ops.masked_softmax(scores, attention_bias(input_mask), self.kernels)
+        probs = fused_ops.masked_softmax(scores, attention_bias(input_mask), self.fusion)
         probs_seed, output_seed = split_seed(dropout_seed, 2)
         probs = apply_dropout(self.attention_dropout, probs, training, probs_seed)
         context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))

@@ -3,7 +3,7 @@ own residual LayerNorm."""
 
 import keras
 
-from albert_keras.config import check_kernels
+from albert_keras.config import check_fusion
 from albert_keras.layers.attention import SelfAttention
 from albert_keras.layers.feed_forward import FeedForward
 from albert_keras.layers.sublayer import output_shape, split_seed
@@ -20,7 +20,7 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_attention_heads, intermediate_size,
                  activation="gelu_tanh", hidden_dropout=0.0, attention_dropout=0.0,
-                 layer_norm_eps=1e-12, initializer_range=0.02, kernels="plain",
+                 layer_norm_eps=1e-12, initializer_range=0.02, fusion="plain",
                  attention=None, feed_forward=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
@@ -31,16 +31,16 @@ class TransformerBlock(keras.layers.Layer):
         self.attention_dropout_rate = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.kernels = check_kernels(kernels, "TransformerBlock kernels")
+        self.fusion = check_fusion(fusion, "TransformerBlock fusion")
         self.attention = attention or SelfAttention(
             hidden_size, num_attention_heads, attention_dropout=attention_dropout,
             hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-            initializer_range=initializer_range, kernels=kernels, dtype=self.dtype_policy,
+            initializer_range=initializer_range, fusion=fusion, dtype=self.dtype_policy,
             name="attention")
         self.feed_forward = feed_forward or FeedForward(
             hidden_size, intermediate_size, activation=activation,
             hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-            initializer_range=initializer_range, kernels=kernels, dtype=self.dtype_policy,
+            initializer_range=initializer_range, fusion=fusion, dtype=self.dtype_policy,
             name="feed_forward")
 
     def build(self, x_shape, input_mask_shape=None):
@@ -74,5 +74,5 @@ class TransformerBlock(keras.layers.Layer):
             intermediate_size=self.intermediate_size, activation=self.activation,
             hidden_dropout=self.hidden_dropout_rate,
             attention_dropout=self.attention_dropout_rate, layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range, kernels=self.kernels)
+            initializer_range=self.initializer_range, fusion=self.fusion)
         return config

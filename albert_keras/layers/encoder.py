@@ -13,7 +13,7 @@ weight once. The fast path differs from the spec only in how it computes:
 - 2-D matmuls on [tokens, H], and with the fused kernels each shared kernel cast to
   the compute dtype once per call for all the layers that use it (SharedEncoder);
 - the element-wise work between the GEMMs by fused_ops, in the form the model's
-  `kernels` names (config.KERNELS): plain TensorFlow ops or fused XLA kernels;
+  `fusion` names (config.FUSIONS): plain TensorFlow ops or fused XLA kernels;
 - optionally (output_positions) the last block computes only the rows a model's heads
   read: keys and values still span every token, but queries, the residual and the FFN
   only those rows ([CLS] and the masked positions in pretraining, 21 of 128).
@@ -22,7 +22,7 @@ weight once. The fast path differs from the spec only in how it computes:
 import keras
 import tensorflow as tf
 
-from albert_keras.config import (check_kernels, check_remat, check_structure, group_of_layer,
+from albert_keras.config import (check_fusion, check_remat, check_structure, group_of_layer,
                                  shares_attention, shares_feed_forward)
 from albert_keras.layers.attention import SelfAttention
 from albert_keras.layers.block import TransformerBlock
@@ -54,7 +54,7 @@ class SharedEncoder(keras.layers.Layer):
     def __init__(self, num_layers, hidden_size, num_attention_heads, intermediate_size,
                  num_groups=1, inner_group_num=1, sharing="all", activation="gelu_tanh",
                  hidden_dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
-                 initializer_range=0.02, kernels="plain", remat="none", **kwargs):
+                 initializer_range=0.02, fusion="plain", remat="none", **kwargs):
         super().__init__(**kwargs)
         check_structure(hidden_size, num_attention_heads, num_layers, num_groups, sharing,
                         where="SharedEncoder")
@@ -76,7 +76,7 @@ class SharedEncoder(keras.layers.Layer):
         self.attention_dropout_rate = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.kernels = check_kernels(kernels, "SharedEncoder kernels")
+        self.fusion = check_fusion(fusion, "SharedEncoder fusion")
         policy = self.dtype_policy
 
         def owners(shared):
@@ -85,13 +85,13 @@ class SharedEncoder(keras.layers.Layer):
         self.attention_layers = [
             SelfAttention(hidden_size, num_attention_heads, attention_dropout=attention_dropout,
                           hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-                          initializer_range=initializer_range, kernels=kernels, dtype=policy,
+                          initializer_range=initializer_range, fusion=fusion, dtype=policy,
                           name=f"attention_{j}")
             for j in range(owners(shares_attention(sharing)))]
         self.feed_forward_layers = [
             FeedForward(hidden_size, intermediate_size, activation=activation,
                         hidden_dropout=hidden_dropout, layer_norm_eps=layer_norm_eps,
-                        initializer_range=initializer_range, kernels=kernels, dtype=policy,
+                        initializer_range=initializer_range, fusion=fusion, dtype=policy,
                         name=f"feed_forward_{j}")
             for j in range(owners(shares_feed_forward(sharing)))]
         # One block object per distinct (attention, FFN) pair, in first-use order.
@@ -109,7 +109,7 @@ class SharedEncoder(keras.layers.Layer):
                         hidden_size, num_attention_heads, intermediate_size,
                         activation=activation, hidden_dropout=hidden_dropout,
                         attention_dropout=attention_dropout, layer_norm_eps=layer_norm_eps,
-                        initializer_range=initializer_range, kernels=kernels,
+                        initializer_range=initializer_range, fusion=fusion,
                         attention=self.attention_layers[pair[0]],
                         feed_forward=self.feed_forward_layers[pair[1]], dtype=policy,
                         name=f"block_{len(self.blocks)}"))
@@ -188,9 +188,9 @@ class SharedEncoder(keras.layers.Layer):
         seed = self._remat_seeds.next() if self._remat_seeds is not None else None
         flat_kernels = tf.nest.flatten(cast_kernels)
 
-        def forward(x, *kernels):
+        def forward(x, *weights):
             return block(x, input_mask, training=True, query_positions=query_positions,
-                         cast_kernels=tf.nest.pack_sequence_as(cast_kernels, list(kernels)),
+                         cast_kernels=tf.nest.pack_sequence_as(cast_kernels, list(weights)),
                          dropout_seed=seed)
 
         if recompute:
@@ -206,10 +206,10 @@ class SharedEncoder(keras.layers.Layer):
             uses = owner_of_step.count(index)
             if chained:  # memory first: a running sum of the gradients
                 copies = {name: cast_in_chain_for_uses(kernel, self.compute_dtype, uses,
-                                                       self.kernels)
+                                                       self.fusion)
                           for name, kernel in layer.projection_kernels().items()}
             else:
-                copies = {name: cast_once_for_uses(kernel, self.compute_dtype, uses, self.kernels)
+                copies = {name: cast_once_for_uses(kernel, self.compute_dtype, uses, self.fusion)
                           for name, kernel in layer.projection_kernels().items()}
             per_owner.append(iter([{name: copies[name][use] for name in layer.PROJECTIONS}
                                    for use in range(uses)]))
@@ -232,6 +232,6 @@ class SharedEncoder(keras.layers.Layer):
             inner_group_num=self.inner_group_num, sharing=self.sharing,
             activation=self.activation, hidden_dropout=self.hidden_dropout_rate,
             attention_dropout=self.attention_dropout_rate, layer_norm_eps=self.layer_norm_eps,
-            initializer_range=self.initializer_range, kernels=self.kernels,
+            initializer_range=self.initializer_range, fusion=self.fusion,
             remat=self.remat)
         return config

@@ -18,9 +18,9 @@ class FeedForward(ResidualSubLayer):
 
     def __init__(self, hidden_size, intermediate_size, activation="gelu_tanh",
                  hidden_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02,
-                 kernels="plain", **kwargs):
+                 fusion="plain", **kwargs):
         super().__init__(hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
-                         kernels, **kwargs)
+                         fusion, **kwargs)
         self.intermediate_size = intermediate_size
         self.activation = activation
         get_activation(activation)  # fails early on an unknown name
@@ -44,7 +44,7 @@ class FeedForward(ResidualSubLayer):
         x = tf.cast(x, self.compute_dtype)
         x2d = tf.reshape(x, (-1, self.hidden_size))
         h = fused_ops.bias_activation(tf.matmul(x2d, matrices["intermediate"]),
-                                      self.intermediate.bias, self.activation, self.kernels)
+                                      self.intermediate.bias, self.activation, self.fusion)
         return self._add_and_normalize(x, h, matrices["output_dense"], training,
                                        dropout_seed=dropout_seed)
 

@@ -1,6 +1,6 @@
 """The element-wise parts of an encoder block, and the masked-LM cross entropy, in both
 forms: plain TensorFlow ops and fused XLA kernels. Which form runs is the model's
-`kernels` (config.KERNELS), passed to every function here; nothing in this module is a
+`fusion` (config.FUSIONS), passed to every function here; nothing in this module is a
 setting.
 
 Between the block's GEMMs sit bias + GELU, the attention softmax and residual +
@@ -23,7 +23,7 @@ import math
 
 import tensorflow as tf
 
-from albert_keras.config import check_kernels
+from albert_keras.config import check_fusion
 from albert_keras.layers.activation import get_activation
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -35,23 +35,23 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 FUSED_ACTIVATIONS = ("gelu_tanh", "gelu_erf")
 
 
-def kernels_for_this_host() -> str:
-    """The fastest training kernels here: "xla_cpu" on a host without GPU or TPU, else "xla".
+def fusion_for_this_host() -> str:
+    """The fastest fusion for training here: "xla_cpu" on a host without GPU or TPU, else "xla".
 
-    Read when a program builds its model (the training programs' kernels "auto").
+    Read when a program builds its model (the training programs' fusion "auto").
     """
     accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
     return "xla" if accelerators else "xla_cpu"
 
 
-def resolve_kernels(choice: str) -> str:
-    """"auto" -> kernels_for_this_host(); any of config.KERNELS as it is."""
-    return kernels_for_this_host() if choice == "auto" else check_kernels(choice, "kernels")
+def resolve_fusion(choice: str) -> str:
+    """"auto" -> fusion_for_this_host(); any of config.FUSIONS as it is."""
+    return fusion_for_this_host() if choice == "auto" else check_fusion(choice, "fusion")
 
 
-def is_fused(kernels: str) -> bool:
-    """Whether `kernels` names the XLA forms."""
-    return check_kernels(kernels, "kernels") != "plain"
+def is_fused(fusion: str) -> bool:
+    """Whether `fusion` names the XLA forms."""
+    return check_fusion(fusion, "fusion") != "plain"
 
 
 def _f32(x):
@@ -117,9 +117,9 @@ def _bias_activation_kernel(activation):
     return fused
 
 
-def bias_activation(h, bias, activation, kernels):
+def bias_activation(h, bias, activation, fusion):
     """act(h + bias). h: [..., N] in the compute dtype; bias: float32 [N]."""
-    if activation in FUSED_ACTIVATIONS and is_fused(kernels):
+    if activation in FUSED_ACTIVATIONS and is_fused(fusion):
         return _bias_activation_kernel(activation)(h, tf.cast(bias, tf.float32))
     # keras' gelu is tf.nn.gelu, whose pattern grappler fuses with MatMul + BiasAdd.
     return get_activation(activation)(tf.nn.bias_add(h, tf.cast(bias, h.dtype)))
@@ -164,7 +164,7 @@ def _residual_layer_norm_kernel(epsilon, by_matvec):
     return fused
 
 
-def residual_layer_norm(x, y, bias, gamma, beta, epsilon, kernels):
+def residual_layer_norm(x, y, bias, gamma, beta, epsilon, fusion):
     """LayerNorm(x + y + bias) * gamma + beta, statistics in float32, output in x's dtype.
 
     bias may be None (no bias); gamma, beta and bias are float32 [H].
@@ -172,8 +172,8 @@ def residual_layer_norm(x, y, bias, gamma, beta, epsilon, kernels):
     hidden = x.shape[-1]
     bias = tf.zeros((hidden,), tf.float32) if bias is None else tf.cast(bias, tf.float32)
     gamma, beta = tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32)
-    if is_fused(kernels):
-        kernel = _residual_layer_norm_kernel(float(epsilon), kernels == "xla_cpu")
+    if is_fused(fusion):
+        kernel = _residual_layer_norm_kernel(float(epsilon), fusion == "xla_cpu")
         return kernel(x, y, bias, gamma, beta)
     # Plain form: the residual sum in the compute dtype, then one cast (as a Keras
     # Dense + LayerNorm would do); casts are what bf16 costs outside a fusion.
@@ -212,15 +212,15 @@ def _masked_softmax_kernel(by_matvec):
     return fused
 
 
-def masked_softmax(scores, mask_bias, kernels):
+def masked_softmax(scores, mask_bias, fusion):
     """softmax(scores + mask_bias) over the last axis, computed in float32.
 
     scores: [batch, heads, q, k] in the compute dtype, already scaled (SelfAttention
     folds 1/sqrt(d) into its queries); mask_bias: float32, broadcastable (large negative
     at padded keys). Returns probabilities in scores' dtype.
     """
-    if is_fused(kernels):
-        return _masked_softmax_kernel(kernels == "xla_cpu")(scores, mask_bias)
+    if is_fused(fusion):
+        return _masked_softmax_kernel(fusion == "xla_cpu")(scores, mask_bias)
     return tf.cast(tf.nn.softmax(_f32(scores) + mask_bias, axis=-1), scores.dtype)
 
 
@@ -249,18 +249,18 @@ def _cross_entropy_backward(logits, labels, log_sum_exp, upstream):
     return tf.cast((probs - target) * upstream[:, None], logits.dtype)
 
 
-def sparse_softmax_cross_entropy(labels, logits, kernels):
+def sparse_softmax_cross_entropy(labels, logits, fusion):
     """Per-row -log softmax(logits)[label], in float32. labels: int [...]; logits: [..., V].
 
     In the XLA form a label outside [0, V) gives a NaN loss, as TensorFlow's op does
     on GPU (on CPU TensorFlow's op raises).
     """
     labels = tf.cast(labels, tf.int32)
-    if not is_fused(kernels):
+    if not is_fused(fusion):
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
     batch_shape = tf.shape(labels)
     flat_labels = tf.reshape(labels, (-1,))
-    by_matvec = kernels == "xla_cpu"
+    by_matvec = fusion == "xla_cpu"
 
     @tf.custom_gradient
     def fused(flat_logits):

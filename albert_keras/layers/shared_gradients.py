@@ -13,7 +13,7 @@ def _sum_in_float32(grads):
     return tf.add_n([tf.cast(g, tf.float32) for g in grads])
 
 
-def cast_once_for_uses(kernel, dtype, uses, kernels):
+def cast_once_for_uses(kernel, dtype, uses, fusion):
     """`uses` copies of float32 `kernel` cast to `dtype`, cast once.
 
     ALBERT applies one kernel in every layer; under mixed precision each use would
@@ -23,7 +23,7 @@ def cast_once_for_uses(kernel, dtype, uses, kernels):
     which grappler merges into one when no gradient is taken).
     """
     kernel = tf.convert_to_tensor(kernel)
-    if uses == 1 or kernel.dtype == tf.as_dtype(dtype) or not fused_ops.is_fused(kernels):
+    if uses == 1 or kernel.dtype == tf.as_dtype(dtype) or not fused_ops.is_fused(fusion):
         return [tf.cast(kernel, dtype) for _ in range(uses)]
 
     @tf.custom_gradient
@@ -46,7 +46,7 @@ def _add_in_float32(running_sum, gradient):
     return running_sum + tf.cast(gradient, tf.float32)
 
 
-def cast_in_chain_for_uses(kernel, dtype, uses, kernels):
+def cast_in_chain_for_uses(kernel, dtype, uses, fusion):
     """`uses` copies of float32 `kernel` cast to `dtype` (cast once, as in
     cast_once_for_uses), whose gradients are summed one by one, in float32, as the
     backward pass produces them.
@@ -62,7 +62,7 @@ def cast_in_chain_for_uses(kernel, dtype, uses, kernels):
     """
     kernel = tf.convert_to_tensor(kernel)
     cast = tf.cast(kernel, dtype)
-    add = _add_in_float32 if fused_ops.is_fused(kernels) else (
+    add = _add_in_float32 if fused_ops.is_fused(fusion) else (
         lambda running_sum, g: running_sum + tf.cast(g, tf.float32))
 
     @tf.custom_gradient

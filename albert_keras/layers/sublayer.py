@@ -6,7 +6,7 @@ some rows are computed)."""
 import keras
 import tensorflow as tf
 
-from albert_keras.config import check_kernels
+from albert_keras.config import check_fusion
 from albert_keras.layers import fused_ops
 
 
@@ -95,13 +95,13 @@ class ResidualSubLayer(keras.layers.Layer):
     """
 
     def __init__(self, hidden_size, hidden_dropout, layer_norm_eps, initializer_range,
-                 kernels, **kwargs):
+                 fusion, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.hidden_dropout_rate = hidden_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.kernels = check_kernels(kernels, f"{type(self).__name__} kernels")
+        self.fusion = check_fusion(fusion, f"{type(self).__name__} fusion")
 
     def projection_kernels(self):
         """{name: float32 kernel} for PROJECTIONS, as the fast path multiplies by them."""
@@ -122,12 +122,12 @@ class ResidualSubLayer(keras.layers.Layer):
             bias = None
         out = fused_ops.residual_layer_norm(
             tf.reshape(x, (-1, self.hidden_size)), out, bias, self.layer_norm.gamma,
-            self.layer_norm.beta, self.layer_norm_eps, self.kernels)
+            self.layer_norm.beta, self.layer_norm_eps, self.fusion)
         return tf.reshape(out, tf.shape(x))
 
     def get_config(self):
         config = super().get_config()
         config.update(hidden_size=self.hidden_size, hidden_dropout=self.hidden_dropout_rate,
                       layer_norm_eps=self.layer_norm_eps,
-                      initializer_range=self.initializer_range, kernels=self.kernels)
+                      initializer_range=self.initializer_range, fusion=self.fusion)
         return config

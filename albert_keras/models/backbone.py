@@ -66,8 +66,8 @@ class AlbertBackbone(keras.Model):
     Outputs: dict with "sequence_output" [batch, seq, H] and "pooled_output" [batch, H];
     with output_hidden_states=True also "hidden_states", a list of L + 1 tensors
     [batch, seq, H]: the projected embeddings followed by each layer's output.
-    config.kernels decides how the encoder computes (config.KERNELS);
-    albert_keras.models.with_kernels makes a copy that computes another way.
+    config.fusion decides how the encoder computes (config.FUSIONS);
+    albert_keras.models.with_fusion makes a copy that computes another way.
     """
 
     def __init__(self, config, output_hidden_states=False, **kwargs):
@@ -87,7 +87,7 @@ class AlbertBackbone(keras.Model):
             activation=config.hidden_act, hidden_dropout=config.hidden_dropout_prob,
             attention_dropout=config.attention_probs_dropout_prob,
             layer_norm_eps=config.layer_norm_eps, initializer_range=config.initializer_range,
-            kernels=config.kernels, remat=config.remat, dtype=dtype, name="encoder")
+            fusion=config.fusion, remat=config.remat, dtype=dtype, name="encoder")
         pooler = Pooler(config.hidden_size, initializer_range=config.initializer_range,
                         dtype=dtype, name="pooler")
 

@@ -93,7 +93,7 @@ class AlbertPretrainer(TakesFeatureDicts, GradientAccumulation, keras.Model):
         sop_labels = ops.cast(ops.reshape(x["next_sentence_labels"], (-1,)), "int32")
 
         mlm_loss, sop_loss, mlm_losses, sop_losses = pretraining_losses(
-            mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, self.config.kernels,
+            mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, self.config.fusion,
             denominators)
 
         mlm_correct = ops.cast(ops.equal(ops.argmax(mlm_logits, -1), mlm_ids), "float32")

@@ -11,7 +11,7 @@ gradient accumulation the global batch is the whole update: each micro-batch's s
 are divided by the update's denominators (loss_denominators), so that the micro-batches'
 summed gradients equal the gradient of the update's batch in one piece.
 
-The MLM cross entropy has two forms, chosen by the model's kernels
+The MLM cross entropy has two forms, chosen by the model's fusion
 (fused_ops.sparse_softmax_cross_entropy): TensorFlow's op ("plain") and an XLA kernel
 ("xla", "xla_cpu").
 """
@@ -32,7 +32,7 @@ def loss_denominators(mlm_weights):
     }
 
 
-def pretraining_losses(mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, kernels,
+def pretraining_losses(mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels, fusion,
                        denominators=None):
     """(mlm_loss, sop_loss, per-prediction MLM losses, per-example SOP losses), float32.
 
@@ -42,7 +42,7 @@ def pretraining_losses(mlm_logits, mlm_ids, mlm_weights, sop_logits, sop_labels,
     """
     if denominators is None:
         denominators = loss_denominators(mlm_weights)
-    mlm_losses = sparse_softmax_cross_entropy(mlm_ids, mlm_logits, kernels)
+    mlm_losses = sparse_softmax_cross_entropy(mlm_ids, mlm_logits, fusion)
     mlm_loss = (tf.reduce_sum(mlm_losses * mlm_weights)
                 / tf.maximum(denominators["masked_lm_weight"], 1e-5))
     sop_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(sop_labels, sop_logits)
