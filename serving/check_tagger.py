@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cased", action="store_true")
     args = parser.parse_args(argv)
     model = load_model(args.model)
-    if not isinstance(model, albert_keras.AlbertTagger) or not model.window_length:
+    if not isinstance(model, albert_keras.AlbertTagger) or model.settings is None:
         print(f"error: {args.model} is not a fine-tuned AlbertTagger", file=sys.stderr)
         return 2
     tokenizer = AlbertTokenizer.from_file(args.spm_model, lower_case=not args.cased)

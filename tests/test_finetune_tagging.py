@@ -83,7 +83,7 @@ def export_and_query(run_dir, tmp_path, sentences, texts):
     return json.loads((tmp_path / "out.json").read_text("utf-8"))
 
 
-def test_upos_on_treebank_sentences_and_the_export_agrees(tmp_path):
+def test_upos_on_treebank_sentences_and_the_export_agrees(tmp_path, capsys):
     blocks = [text for _, text in tagging_study.sentence_blocks(
         os.path.join(ROOT, tagging_study.TREEBANK))]
     (tmp_path / "train.conllu").write_text("".join(blocks[:160]), "utf-8")
@@ -115,6 +115,16 @@ def test_upos_on_treebank_sentences_and_the_export_agrees(tmp_path):
             if word:
                 assert text[start:end] == word
     assert raw["word_count"] == [18, 0, 1] and "entity_text" not in raw
+
+    # serving.check_tagger (the README's check of an export) agrees on every sentence.
+    from serving import check_tagger
+
+    capsys.readouterr()
+    assert check_tagger.main(["--model", str(run_dir), "--spm_model", tiny_spm_model(),
+                              "--export_dir", str(tmp_path / "export" / "1"),
+                              "--data", str(tmp_path / "dev.conllu")]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["sentences"] == report["same_sentences"] == 60
 
 
 def entity_task(path, rows, seed):
