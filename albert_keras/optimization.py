@@ -119,6 +119,7 @@ class AlbertLamb(GlobalNormClipAfterAllReduce, keras.optimizers.Lamb):
                  weight_decay_rate=0.01, bias_correction=False, clip_norm=None,
                  fusion="plain", name="albert_lamb", **kwargs):
         kwargs.pop("weight_decay", None)  # decay is applied inside update_step
+        fusion = kwargs.pop("kernels", fusion)  # the name in optimizers saved before
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, name=name, **kwargs)
         self.weight_decay_rate = weight_decay_rate

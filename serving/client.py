@@ -33,8 +33,6 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import (get_model_metadata_pb2, model_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from albert_keras.tasks import all_tasks
-
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -421,6 +419,8 @@ def text_inputs(text: list, text_b: list | None) -> dict:
 def signature_inputs(signature: str, args) -> dict | None:
     """The inputs from the parsed flags: a task's own flags (its client_options), else
     --text / --text_b; None when none were given."""
+    from albert_keras.tasks import all_tasks  # the tasks' flags (imports the models)
+
     for task in all_tasks():
         inputs = task.client_inputs(signature, args)
         if inputs is not None:
@@ -453,6 +453,8 @@ def main(argv=None) -> int:
                         help="input text; repeat for a batch")
     parser.add_argument("--text_b", action="append",
                         help="second segment (embed_pair, classify_pair, sentence_order)")
+    from albert_keras.tasks import all_tasks  # the tasks' flags (imports the models)
+
     task_options = {name: options for task in all_tasks()
                     for name, options in task.client_options.items()}
     for name, options in task_options.items():  # --words, --question, --context, ...

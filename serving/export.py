@@ -37,7 +37,7 @@ from albert_keras.models import with_fusion
 from albert_keras.vocabulary import SentencePieceVocabulary
 from albert_keras.tasks import all_tasks
 from serving.export_module import AlbertServingModule, serving_task, signature_names
-from serving.warmup import write_warmup_file
+from serving.warmup import example_inputs, write_warmup_file
 
 def load_model(path: str) -> keras.Model:
     """A .keras file, or a directory holding final_model.keras (the training output)."""
@@ -67,14 +67,17 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
            version: int | None = None, max_seq_length: int | None = None,
            lower_case: bool = True, model_name: str | None = None, fusion: str = "plain",
            allow_vocab_mismatch: bool = False,
-           vocab_source: str = "the SentencePiece model", **task_options) -> str:
+           vocab_source: str = "the SentencePiece model", kernels: str | None = None,
+           **task_options) -> str:
     """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
     vocabulary (a SentencePieceVocabulary, or model proto bytes named in errors as
     vocab_source) must have the model's vocab_size pieces unless allow_vocab_mismatch.
     max_seq_length: the task's default (a tagger's or question answerer's fine-tuning
     windows, else max_position_embeddings). task_options: the export options of the
     model's task (albert_keras.tasks: top_k, window_stride, null_threshold,
-    squad_version, ...), which replace the settings the model carries."""
+    squad_version, ...), which replace the settings the model carries. kernels: the
+    former name of fusion."""
+    fusion = kernels or fusion
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     task = serving_task(model)
@@ -90,6 +93,10 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
     model = with_fusion(model, fusion)
     module = AlbertServingModule(model, vocabulary, max_seq_length=max_seq_length,
                                  lower_case=lower_case, **task_options)
+    signatures = module.signatures()
+    names = [name for name in signatures if name != "serving_default"]
+    for name in names:  # before anything is written
+        example_inputs(name, task)
     os.makedirs(export_base, exist_ok=True)
     if version is None:
         version = next_version(export_base)
@@ -101,10 +108,8 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
 
     # Written as EXPORT_BASE/.tmp-VERSION-xxxx, renamed to VERSION when complete.
     with atomic_file.atomic_directory(final_dir) as tmp_dir:
-        signatures = module.signatures()
         tf.saved_model.save(module, tmp_dir, signatures=signatures)
-        write_warmup_file(tmp_dir, model_name, [name for name in signatures
-                                                if name != "serving_default"])
+        write_warmup_file(tmp_dir, model_name, names, task)
     return final_dir
 
 

@@ -8,8 +8,8 @@ where only those two are imported, and in stock TF Serving.
 
 The signatures every model has are here: encode (features in), tokenize, embed and
 embed_pair (text in). The task that serves the model (albert_keras.tasks, found by the
-model's class) adds its own first: classify, tag, answer, fill_mask, ...; the first is
-also serving_default.
+model's class) adds its own: classify, tag, answer, fill_mask, ...; the first of them is
+also serving_default, unless the task names another (the pretrainer's is embed).
 
 Raw-text signatures pack to at most max_seq_length and then cut the padding to the
 longest row of the batch (at least 2: [CLS] [SEP]), so short texts run short sequences.

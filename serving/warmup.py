@@ -13,8 +13,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from albert_keras.tasks import all_tasks
-
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 _TEXT = np.array([b"The quick brown fox jumps over the lazy dog.", b"A short one."])
@@ -33,34 +31,37 @@ SHARED_EXAMPLE_INPUTS = {
 }
 
 
-def example_inputs(name: str) -> dict:
-    """The warmup inputs of signature `name`: a shared signature's, else its task's."""
+def example_inputs(name: str, task=None) -> dict:
+    """The warmup inputs of signature `name`: a shared signature's, else the serving
+    task's (Task.example_inputs)."""
     if name in SHARED_EXAMPLE_INPUTS:
         return SHARED_EXAMPLE_INPUTS[name]
-    for task in all_tasks():
-        if name in task.example_inputs:
-            return task.example_inputs[name]
-    raise KeyError(f"no task gives example inputs for signature {name!r}")
+    if task is not None and name in task.example_inputs:
+        return task.example_inputs[name]
+    raise ValueError(f"no example inputs for signature {name!r}: the task that serves the "
+                     f"model gives one per signature (Task.example_inputs) for the warmup "
+                     f"requests")
 
 
-def warmup_requests(model_name: str, signature_names) -> list:
+def warmup_requests(model_name: str, signature_names, task=None) -> list:
     """One PredictRequest per signature, with its example_inputs."""
     requests = []
     for name in signature_names:
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name))
-        for key, value in example_inputs(name).items():
+        for key, value in example_inputs(name, task).items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         requests.append(request)
     return requests
 
 
-def write_warmup_file(saved_model_dir: str, model_name: str, signature_names) -> str:
+def write_warmup_file(saved_model_dir: str, model_name: str, signature_names,
+                      task=None) -> str:
     """Writes SAVED_MODEL_DIR/assets.extra/tf_serving_warmup_requests; returns its path."""
     path = os.path.join(saved_model_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
-        for request in warmup_requests(model_name, signature_names):
+        for request in warmup_requests(model_name, signature_names, task):
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

@@ -50,6 +50,9 @@ def test_create_optimizer_variants():
     assert lamb.fusion == "plain"
     assert AlbertLamb.from_config(
         create_optimizer("lamb", fusion="xla").get_config()).fusion == "xla"
+    saved_before = dict(lamb.get_config(), kernels="xla_cpu")  # fusion's former name
+    del saved_before["fusion"]
+    assert AlbertLamb.from_config(saved_before).fusion == "xla_cpu"
     adamw = create_optimizer("adamw", total_steps=10, warmup_steps=2)
     assert isinstance(adamw, keras.optimizers.AdamW)
     with pytest.raises(ValueError, match="Unknown optimizer"):

@@ -187,3 +187,62 @@ def test_a_field_of_another_task_names_where_it_belongs(toy_task, tmp_path):
     experiment = load_experiment(FinetuneExperiment, base + ["--task.label_names",
                                                              '["a", "b", "c"]'])
     assert experiment.task.label_names == ["a", "b", "c"]
+
+
+def old_flat_experiment(**values):
+    """An experiment.json as fine-tuning wrote it before task sections: every task's
+    fields at the top level, at their defaults, and the fusion under its former name."""
+    fields = dict(label_names=None, data_format="", tag_column=0, window_stride=0,
+                  classifier_dropout=0.1, qa_head="span", squad_version="auto",
+                  doc_stride=128, max_query_length=64, n_best_size=20, max_answer_length=30,
+                  null_threshold=None, kernels="auto", task_type="classification",
+                  init_model="", cased=False)
+    fields.update(values)
+    return fields
+
+
+@pytest.mark.parametrize("values, section", [
+    (dict(label_names=["no", "yes"]), {"label_names": ["no", "yes"],
+                                       "classifier_dropout": 0.1}),
+    (dict(task_type="question_answering", doc_stride=64, seq_length=128),
+     {"qa_head": "span", "squad_version": "auto", "doc_stride": 64, "max_query_length": 64,
+      "n_best_size": 20, "max_answer_length": 30, "null_threshold": None}),
+    (dict(task_type="tagging", window_stride=12, label_names=None),
+     {"label_names": None, "data_format": "", "tag_column": 0, "window_stride": 12,
+      "classifier_dropout": 0.1}),
+])
+def test_an_experiment_json_written_before_task_sections_still_loads(tmp_path, values,
+                                                                     section):
+    from training.experiment import FinetuneExperiment, load_experiment
+
+    train = sentences(tmp_path / "train.txt", 40, seed=0)
+    config = dict(json.load(open(TINY_CONFIG, encoding="utf-8")), train_file=train,
+                  eval_file="", spm_model=tiny_spm_model())
+    config.pop("task")
+    config.update(old_flat_experiment(**values))
+    (tmp_path / "experiment.json").write_text(json.dumps(config), "utf-8")
+    experiment = load_experiment(FinetuneExperiment, ["--config",
+                                                      str(tmp_path / "experiment.json")])
+    assert dataclasses.asdict(experiment.task) == section
+    assert experiment.fusion == "auto"
+
+
+def test_a_set_field_of_another_task_in_a_file_is_an_error(tmp_path):
+    from training.experiment import FinetuneExperiment, load_experiment
+
+    train = sentences(tmp_path / "train.txt", 40, seed=0)
+    config = dict(json.load(open(TINY_CONFIG, encoding="utf-8")), train_file=train,
+                  eval_file="", spm_model=tiny_spm_model(), doc_stride=64)
+    (tmp_path / "c.json").write_text(json.dumps(config), "utf-8")
+    with pytest.raises(ValueError, match=r"field 'doc_stride': belongs to the section of task "
+                                         r"question_answering"):
+        load_experiment(FinetuneExperiment, ["--config", str(tmp_path / "c.json")])
+
+
+def test_export_options_are_checked_by_the_task():
+    answering = task_named("question_answering")
+    with pytest.raises(ValueError, match="squad_version must be 1.1 or 2.0, got '2'"):
+        answering.serving_settings(types.SimpleNamespace(settings=None), 32, squad_version="2")
+    with pytest.raises(ValueError, match="top_k is not an export option of task "
+                                         "question_answering"):
+        answering.serving_settings(types.SimpleNamespace(settings=None), 32, top_k=3)

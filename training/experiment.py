@@ -193,7 +193,10 @@ class FinetuneExperiment(TrainingOptions):
             if path and not os.path.isfile(path):
                 fail(field, f"no such file {path}")
         task = finetuning_task(self.task_type, fail)
-        if not dataclasses.is_dataclass(self.task):
+        if not isinstance(self.task, task.config_class):
+            if dataclasses.is_dataclass(self.task):
+                fail("task", f"a {type(self.task).__name__}, not the {task.name} task's "
+                             f"section ({task.config_class.__name__})")
             self.task = task_section(task, self.task or {}, fail)
 
         def fail_in_section(field, message):
@@ -297,6 +300,15 @@ def _fields_of(task_type: str, section_owners: dict) -> set:
             if task_type in [task.name for task in owners]}
 
 
+def _unset(name: str, value, owners) -> bool:
+    """Whether a field's value is null or the default in every task section that has
+    the field."""
+    return value is None or all(
+        value == next(f.default for f in dataclasses.fields(task.config_class)
+                      if f.name == name)
+        for task in owners)
+
+
 def _check_owners(names, origin: str, section_owners: dict, task_type: str):
     """Each field must be one of task_type's section; else the error names where it
     belongs."""
@@ -381,6 +393,12 @@ def load_experiment(cls, argv=None, description=""):
                       f"{', '.join(dropped)} left out (task {file_task_type})",
                       file=sys.stderr)
         # Top-level fields of the task's section (configs written before sections).
+        # Configs of that time (and their experiment.json) hold every task's fields:
+        # another task's field at null or at its default says nothing, and is left out.
+        own = _fields_of(task_type, section_owners)
+        for name in [n for n in values if n in section_owners and n not in own
+                     and _unset(n, values[n], section_owners[n])]:
+            values.pop(name)
         flat = [name for name in values if name in section_owners]
         _check_owners(flat, origin, section_owners, task_type)
         for name in flat:
@@ -393,7 +411,6 @@ def load_experiment(cls, argv=None, description=""):
                  for prefix in ("flat.", "task.") if getattr(args, prefix + name) is not None}
         # "null" for a field the task does not have: nothing to set (flags written
         # before sections cleared another task's field so).
-        own = _fields_of(task_type, section_owners)
         for name in [n for n, text in given.items() if n not in own and text in _NULLS]:
             given.pop(name)
             section.pop(name, None)

@@ -34,9 +34,9 @@ def task_named(name: str) -> Task:
 
 
 def task_of_model(model) -> Task | None:
-    """The task that serves `model` (None for a bare backbone). The most specific
-    registration wins: a task registered later for a subclass comes before the
-    built-in one."""
+    """The task that serves `model` (None for a bare backbone): of the tasks whose
+    model_classes it is an instance of, the one registered last (so a task registered
+    for a subclass of a built-in task's model wins over the built-in task)."""
     _register_builtin_tasks()
     for task in reversed(list(TASKS.values())):
         if task.serves(model):

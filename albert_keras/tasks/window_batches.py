@@ -4,7 +4,7 @@ run it).
 
 - For tagging, each word is tokenized on its own (word_pieces); a word that
   SentencePiece turns into nothing becomes one <unk>, so that every word owns at least
-  one piece. Question answering tokenizes the context whole (squad_windows.py).
+  one piece. Question answering tokenizes the context whole (question_answering/windows.py).
 - A text of N pieces is read in windows of at most C pieces (the window's capacity),
   window k starting at piece k * stride, as many as needed to cover the text:
   1 + ceil(max(N - C, 0) / stride) windows. Texts are never truncated.

@@ -15,7 +15,7 @@ Candidates per window, in the order the sources list them:
 The rule, as the sources state it (`extract_answers_python`, plain Python, the spec):
 1. A candidate counts when its start is a context piece in the window that reads it
    best, its end is a context piece, start <= end, and the span is at most
-   max_answer_length pieces (windows' "start_char" and "end_char", squad_windows.py).
+   max_answer_length pieces (windows' "start_char" and "end_char", windows.py).
 2. The question's answer is the counting candidate with the highest score over all its
    windows; ties go to the earlier window, then the earlier candidate in the order
    above (the sources' stable sort).

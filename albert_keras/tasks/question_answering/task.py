@@ -90,6 +90,8 @@ class QuestionAnsweringTask(Task):
         reference's proportions), with null_threshold and squad_version ("1.1": always
         answer, "2.0": may answer "") replacing its own."""
         self.check_options(options)
+        if squad_version not in (None,) + self.export_options["squad_version"]["choices"]:
+            raise ValueError(f"squad_version must be 1.1 or 2.0, got {squad_version!r}")
         settings = model.settings or AnsweringSettings.for_length(max_seq_length)
         return settings.replace(
             max_seq_length=max_seq_length, null_threshold=null_threshold,

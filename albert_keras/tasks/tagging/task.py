@@ -110,7 +110,7 @@ class TaggingTask(Task):
         """The model's windows at max_seq_length: its stride when it was fine-tuned with
         that length, else window_stride, else half a window."""
         self.check_options(options)
-        stride = window_stride
+        stride = window_stride or None  # 0, as in the config section: half a window
         if stride is None and model.settings and model.settings.window_length == max_seq_length:
             stride = model.settings.window_stride
         return TaggingSettings(max_seq_length, stride)
