@@ -63,6 +63,9 @@ def _graph_patterns() -> tuple[str, str]:
     return whitespace, combining
 
 
+NUL = "\x00"
+
+
 def normalize_text_graph(text: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
     """`normalize_text` in TensorFlow ops, for a string tensor of any shape."""
     whitespace, combining = _graph_patterns()
@@ -72,8 +75,30 @@ def normalize_text_graph(text: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
     text = tf_text.normalize_utf8(text, "NFKD")
     text = tf.strings.regex_replace(text, combining, "")
     if lower_case:
-        text = tf.strings.lower(text, encoding="utf-8")
+        text = _lower_keeping_nul(text)
     return text
+
+
+def _lower_keeping_nul(text: tf.Tensor) -> tf.Tensor:
+    """tf.strings.lower(text, "utf-8") for strings that may hold NUL: that op ends a
+    string at its first NUL, so the parts between NULs are lowercased apart and joined
+    again, each but the last with its NUL (a separator attribute cannot hold one)."""
+    flat = tf.reshape(text, [-1])
+    parts = tf.strings.split(flat, NUL)  # [strings, (parts)]
+    lowered = tf.strings.lower(parts.flat_values, encoding="utf-8")
+    position = tf.ragged.range(parts.row_lengths()).flat_values
+    last = tf.gather(parts.row_lengths(), parts.value_rowids()) - 1
+    nul = tf.where(position < last, tf.constant(NUL), tf.constant(""))
+    joined = parts.with_flat_values(tf.strings.join([lowered, nul]))
+    return tf.reshape(tf.strings.reduce_join(joined, axis=1), tf.shape(text))
+
+
+def without_nul(text: tf.Tensor) -> tf.Tensor:
+    """`text` with each NUL written as U+0001, for the tensorflow-text regex ops, which
+    end a string at its first NUL. Both are one byte and control characters (neither
+    whitespace nor a word character), so every split point and byte offset is the
+    same; take the parts' text from the original by those offsets."""
+    return tf.strings.regex_replace(text, r"\x00", "\x01")
 
 
 def code_point_offsets(text: tf.Tensor, byte_offsets: tf.RaggedTensor) -> tf.RaggedTensor:
@@ -241,9 +266,13 @@ class AlbertTokenizer(tf.Module):
             raise ValueError(f"tokenize_with_offsets takes a batch of strings [batch], got "
                              f"shape {text.shape}")
         whitespace, _ = _graph_patterns()
-        chunks, chunk_begin, _ = tf_text.regex_split_with_offsets(text, whitespace + "+")
+        chunks, chunk_begin, chunk_end = tf_text.regex_split_with_offsets(
+            without_nul(text), whitespace + "+")
         chunk_starts = code_point_offsets(text, chunk_begin).flat_values  # [chunks]
-        raw = tf.strings.regex_replace(chunks.flat_values, "``|''", '"\u0301')
+        chunk_text = tf.strings.substr(  # the chunks as they are in the text, NULs kept
+            tf.gather(text, chunks.value_rowids()), chunk_begin.flat_values,
+            chunk_end.flat_values - chunk_begin.flat_values)
+        raw = tf.strings.regex_replace(chunk_text, "``|''", '"\u0301')
         normalized = self.normalize(raw)
         values, splits, begin, end = _sentencepiece_ops.sentencepiece_tokenize_with_offsets_op(
             self.sentencepiece.resource_handle, normalized,

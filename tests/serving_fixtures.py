@@ -19,10 +19,12 @@ TAG_NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 LONG_TEXT = ("the city was built " * 600)[:10_000]
 
 # Inputs every fresh-process and end-to-end test runs, per signature.
+# NUL is text like any other: every raw-text signature keeps all of its input.
 TEXT = np.array([b"Hello world, the city of music.", b"", LONG_TEXT.encode(),
-                 b"\xff\xfe not utf-8 \xc3", "Caf\u00e9 na\u00efve".encode()], dtype=object)
-TEXT_B = np.array([b"A second segment.", b"b only", b"short", b"", LONG_TEXT.encode()],
-                  dtype=object)
+                 b"\xff\xfe not utf-8 \xc3", "Caf\u00e9 na\u00efve".encode(),
+                 "Emma went\x00 to London.\x00 \x00\u00dcber".encode()], dtype=object)
+TEXT_B = np.array([b"A second segment.", b"b only", b"short", b"", LONG_TEXT.encode(),
+                   b"a\x00b \x00 c\x00"], dtype=object)
 SIGNATURE_INPUTS = {
     "embed": {"text": TEXT},
     "embed_pair": {"text": TEXT, "text_b": TEXT_B},
@@ -31,10 +33,12 @@ SIGNATURE_INPUTS = {
     "sentence_order": {"text_a": TEXT, "text_b": TEXT_B},
     "tokenize": {"text": TEXT},
     "tag": {"text": TEXT},
-    "tag_words": {"words": np.array([[b"Hello", b"world", b"", b""], [b"", b"", b"", b""],
+    "tag_words": {"words": np.array([[b"Hello", b"world", b"lon\x00don", b""],
+                                     [b"", b"", b"", b""],
                                      [b"city", b"\xff", b"of", b"music"]], dtype=object)},
     "fill_mask": {"text": np.array([b"The [MASK] of the [MASK] city.", b"no mask here",
-                                    b"[MASK]", b"", (LONG_TEXT + " [MASK]").encode()],
+                                    b"[MASK]", b"", (LONG_TEXT + " [MASK]").encode(),
+                                    b"Emma\x00[MASK]\x00 went"],
                                    dtype=object)},
     "encode": {"input_ids": np.array([[2, 10, 11, 12, 3], [2, 20, 3, 0, 0]], np.int32),
                "segment_ids": np.array([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]], np.int32),

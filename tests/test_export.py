@@ -257,11 +257,12 @@ def test_raw_text_packing_facts(fresh_process_outputs):
     assert mask[1] == 2  # "" -> [CLS] [SEP]
     assert mask[2] == MAX_SEQ_LENGTH  # 10,000 characters, truncated
     assert out("embed", "sequence_output").shape[1] == MAX_SEQ_LENGTH
-    assert list(out("fill_mask", "mask_count")) == [2, 0, 1, 0, 0]  # last mask truncated away
+    # The long text's mask is truncated away; the one between NULs is kept.
+    assert list(out("fill_mask", "mask_count")) == [2, 0, 1, 0, 0, 1]
     pieces = out("fill_mask", "top_pieces")
-    assert pieces.shape == (5, 2, 5) and pieces[1].tolist() == [[b""] * 5] * 2
+    assert pieces.shape == (6, 2, 5) and pieces[1].tolist() == [[b""] * 5] * 2
     probability = out("sentence_order", "original_order_probability")
-    assert probability.shape == (5,) and np.all((probability >= 0) & (probability <= 1))
+    assert probability.shape == (6,) and np.all((probability >= 0) & (probability <= 1))
     tokens = out("tokenize", "pieces")
     assert tokens[0, 0].decode().startswith("\u2581")
 

@@ -199,6 +199,7 @@ def test_split_words_graph_equals_python():
     alphabet = "ab Zé,.!?'-\t\n东京😀\u200b\u00a0\u3000«»—…$%"
     texts = VARIED_TEXT + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
                            for _ in range(200)]
+    texts += ["a\x00b \x00 c\x00", "\x00", "x\x00\x00y\x01z"]  # NUL: a separator, kept
     words, starts, ends = split_words_graph(tf.constant(texts))
     for i, text in enumerate(texts):
         expected = split_words(text)

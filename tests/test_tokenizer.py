@@ -16,6 +16,9 @@ EXTRA_TEXT = [
     "Σ ΑΣ ΟΔΟΣ.", "ǅemal Ǳ", "\x1c\x1dseparators\x1e\x1f", "line\u2028sep\u2029para",
     "Thai ภาษาไทย", "ﾊﾝｶｸ half-width", "ｶﾞ", "x\u0301\u0302\u0303y", "\u3000\u3000lead",
 ]
+# NUL is text like any other: a raw-text signature keeps all of its input.
+NUL_TEXT = ["emma went\x00 to london", "a\x00b \x00 c\x00", "\x00", "ÀB\x00ÉÎ\x00\x00Ü x"]
+EXTRA_TEXT += NUL_TEXT
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import unicodedata
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from albert_keras.tokenizer import code_point_offsets, regex_class
+from albert_keras.tokenizer import code_point_offsets, regex_class, without_nul
 
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
                (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
@@ -72,5 +72,6 @@ def split_words_graph(text: tf.Tensor):
     """Strings [batch] (valid UTF-8) -> (words [batch, (words)], starts, ends int32
     [batch, (words)]): `split_words` in the graph."""
     delimiters, kept = _patterns()
-    words, begin, end = tf_text.regex_split_with_offsets(text, delimiters, kept)
+    # A NUL is a separator, as U+0001 is (without_nul): the words are the same.
+    words, begin, end = tf_text.regex_split_with_offsets(without_nul(text), delimiters, kept)
     return words, code_point_offsets(text, begin), code_point_offsets(text, end)
