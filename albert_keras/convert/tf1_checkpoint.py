@@ -107,6 +107,7 @@ class _Checkpoint:
         self.origin = origin
         self.available = {name for name in self.reader.get_variable_to_shape_map()
                           if not _is_training_state(name)}
+        _check_not_brightmart(self.available, origin)
 
     def load(self, model, parts: dict[str, list[Mapping]]) -> None:
         """Assigns the parts (_OPTIONAL_PARTS may be absent: warned about, or for the
@@ -127,6 +128,25 @@ class _Checkpoint:
             warnings.warn(f"{origin}: ignoring {len(unused)} variables that "
                           f"{type(model).__name__} does not have: {', '.join(unused[:10])}",
                           stacklevel=3)
+
+
+# brightmart/albert_zh's layout: its word embeddings [V, E] are projected to H
+# (word_embeddings_2 [E, H], no bias) before the position and token-type embeddings
+# ([P, H], [2, H]) are added and LayerNorm'd at H, and its MLM output goes back through
+# the projection. The reference ALBERT (and this model) add and normalise at E, then
+# project with a bias: no assignment of weights makes one compute the other.
+_BRIGHTMART_NAMES = ("bert/embeddings/word_embeddings_2", "bert/encoder/layer_shared/")
+
+
+def _check_not_brightmart(names, origin: str) -> None:
+    found = sorted(name for name in names if name.startswith(_BRIGHTMART_NAMES))
+    if found:
+        raise ConversionError(
+            f"{origin} is in brightmart/albert_zh's layout ({found[0]}): it projects the "
+            f"word embeddings to the hidden size before adding the position and token-type "
+            f"embeddings and LayerNorm, where the reference ALBERT (this model) projects "
+            f"after; its weights cannot be converted. Use Google's albert_*_zh checkpoints "
+            f"or a transformers ALBERT")
 
 
 def _is_training_state(name: str) -> bool:
