@@ -83,14 +83,27 @@ def _lower_keeping_nul(text: tf.Tensor) -> tf.Tensor:
     """tf.strings.lower(text, "utf-8") for strings that may hold NUL: that op ends a
     string at its first NUL, so the parts between NULs are lowercased apart and joined
     again, each but the last with its NUL (a separator attribute cannot hold one)."""
-    flat = tf.reshape(text, [-1])
-    parts = tf.strings.split(flat, NUL)  # [strings, (parts)]
-    lowered = tf.strings.lower(parts.flat_values, encoding="utf-8")
-    position = tf.ragged.range(parts.row_lengths()).flat_values
-    last = tf.gather(parts.row_lengths(), parts.value_rowids()) - 1
-    nul = tf.where(position < last, tf.constant(NUL), tf.constant(""))
-    joined = parts.with_flat_values(tf.strings.join([lowered, nul]))
-    return tf.reshape(tf.strings.reduce_join(joined, axis=1), tf.shape(text))
+    def around_nuls():
+        flat = tf.reshape(text, [-1])
+        parts = tf.strings.split(flat, NUL)  # [strings, (parts)]
+        lowered = tf.strings.lower(parts.flat_values, encoding="utf-8")
+        position = tf.ragged.range(parts.row_lengths()).flat_values
+        last = tf.gather(parts.row_lengths(), parts.value_rowids()) - 1
+        nul = tf.where(position < last, tf.constant(NUL), tf.constant(""))
+        joined = parts.with_flat_values(tf.strings.join([lowered, nul]))
+        return tf.reshape(tf.strings.reduce_join(joined, axis=1), tf.shape(text))
+
+    # Only when a string holds a NUL: on every batch, the split and join (with the
+    # chunks' substr in tokenize_with_offsets) made tokenize_with_offsets 1.2x slower
+    # (16 -> 19.5 ms on 256 texts of 360 characters).
+    return tf.cond(has_nul(text), around_nuls,
+                   lambda: tf.strings.lower(text, encoding="utf-8"))
+
+
+def has_nul(text: tf.Tensor) -> tf.Tensor:
+    """bool scalar: whether any of the strings holds a NUL (TensorFlow's own regex ops
+    read the whole string)."""
+    return tf.logical_not(tf.reduce_all(tf.strings.regex_full_match(text, "[^\\x00]*")))
 
 
 def without_nul(text: tf.Tensor) -> tf.Tensor:
@@ -269,9 +282,12 @@ class AlbertTokenizer(tf.Module):
         chunks, chunk_begin, chunk_end = tf_text.regex_split_with_offsets(
             without_nul(text), whitespace + "+")
         chunk_starts = code_point_offsets(text, chunk_begin).flat_values  # [chunks]
-        chunk_text = tf.strings.substr(  # the chunks as they are in the text, NULs kept
-            tf.gather(text, chunks.value_rowids()), chunk_begin.flat_values,
-            chunk_end.flat_values - chunk_begin.flat_values)
+        chunk_text = tf.cond(  # the chunks as they are in the text, NULs kept
+            has_nul(text),
+            lambda: tf.strings.substr(tf.gather(text, chunks.value_rowids()),
+                                      chunk_begin.flat_values,
+                                      chunk_end.flat_values - chunk_begin.flat_values),
+            lambda: chunks.flat_values)
         raw = tf.strings.regex_replace(chunk_text, "``|''", '"\u0301')
         normalized = self.normalize(raw)
         values, splits, begin, end = _sentencepiece_ops.sentencepiece_tokenize_with_offsets_op(
