@@ -220,12 +220,10 @@ def finetuning_task(name, fail):
     """The registered task of that name that training.finetune can run."""
     from albert_keras.tasks import all_tasks
 
-    names = [task.name for task in all_tasks() if task.finetunable]
-    if name not in names:
-        fail("task_type", f"use one of {', '.join(names)}, not {name!r}")
-    from albert_keras.tasks import task_named
-
-    return task_named(name)
+    tasks = {task.name: task for task in all_tasks() if task.finetunable}
+    if name not in tasks:
+        fail("task_type", f"use one of {', '.join(tasks)}, not {name!r}")
+    return tasks[name]
 
 
 def task_section(task, values: dict, fail):

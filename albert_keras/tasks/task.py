@@ -38,6 +38,12 @@ class SettingError(ValueError):
         self.message = message
 
 
+def check_dropout(rate, fail):
+    """The rule of a head's classifier_dropout, in the sections of the tasks that have one."""
+    if not 0 <= rate < 1:
+        fail("classifier_dropout", f"must be in [0, 1), got {rate}")
+
+
 class Task:
     """The base of every task; the defaults suit a task without the optional parts."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from albert_keras.tasks.tagging.settings import check_dropout
+from albert_keras.tasks.task import check_dropout
 
 
 @dataclasses.dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from albert_keras.tasks.task import SettingError
+from albert_keras.tasks.task import SettingError, check_dropout
 
 FORMATS = ("conllu", "conll", "jsonl")
 
@@ -77,8 +77,3 @@ class TaggingConfig:
 
     def settings(self, seq_length: int) -> TaggingSettings:
         return TaggingSettings(seq_length, self.window_stride or None)
-
-
-def check_dropout(rate, fail):
-    if not 0 <= rate < 1:
-        fail("classifier_dropout", f"must be in [0, 1), got {rate}")
