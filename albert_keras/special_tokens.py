@@ -1,13 +1,15 @@
-"""ALBERT's token conventions: the special pieces' ids and the word-start rule.
+"""ALBERT's token conventions: the special pieces' ids and the word-start rules.
 
-Every ALBERT SentencePiece model (training.build_vocab makes them; the reference ones
-agree) holds ids 0-4 = <pad> <unk> [CLS] [SEP] [MASK]; ordinary pieces start at 5.
-Plain Python (no TensorFlow, SentencePiece or tensorflow_text), so that the data code,
+A vocabulary says where its special tokens are (SpecialIds). Every ALBERT SentencePiece
+model (training.build_vocab makes them; the reference ones agree) holds ids 0-4 =
+<pad> <unk> [CLS] [SEP] [MASK]; a BERT WordPiece vocabulary (the Chinese ALBERTs') has
+[PAD]=0, [unused..], [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103. Plain Python (no TensorFlow, SentencePiece or tensorflow_text), so that the data code,
 the masking ops included, can use the ids without the tokenizer's dependencies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import string
 
 PAD_ID = 0
@@ -18,6 +20,29 @@ MASK_ID = 4
 SPECIAL_PIECES = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4, in order
 FIRST_ORDINARY_ID = len(SPECIAL_PIECES)  # 5: the first piece that is not special
 
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+    """Where a vocabulary keeps its special tokens."""
+
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+    @property
+    def first_ordinary(self) -> int:
+        """The first id after every special one: random MLM replacements start here."""
+        return max(dataclasses.astuple(self)) + 1
+
+    def __str__(self):
+        return ", ".join(f"{name}={value}" for name, value in dataclasses.asdict(self).items())
+
+
+SENTENCEPIECE_IDS = SpecialIds(PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID)
+
 WORD_START = "\u2581"  # "▁", SentencePiece's marker for a piece that starts a word
 
 # Single punctuation pieces count as word starts, as in the reference _is_start_piece.
@@ -25,7 +50,8 @@ _PUNCTUATION_PIECES = frozenset(string.punctuation)
 
 
 def is_word_start_piece(piece: str) -> bool:
-    """Whether a piece starts a whole word for masking (the reference _is_start_piece).
+    """Whether a SentencePiece piece starts a whole word for masking (the reference
+    _is_start_piece).
 
     "▁"-prefixed pieces, "<unk>"-like pieces, single punctuation and the special tokens.
     """
@@ -35,3 +61,13 @@ def is_word_start_piece(piece: str) -> bool:
         or piece in _PUNCTUATION_PIECES
         or piece in SPECIAL_PIECES
     )
+
+
+WORDPIECE_CONTINUATION = "##"
+
+
+def is_wordpiece_word_start(piece: str) -> bool:
+    """Whether a WordPiece piece starts a whole word for masking: every piece but a
+    "##" continuation (the reference BERT rule; a CJK character is a word of its own
+    because basic tokenization splits each one off)."""
+    return not piece.startswith(WORDPIECE_CONTINUATION)

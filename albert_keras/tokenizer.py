@@ -30,7 +30,7 @@ from tensorflow_text.python.ops.sentencepiece_tokenizer import (
     gen_sentencepiece_tokenizer as _sentencepiece_ops,
 )
 
-from albert_keras.special_tokens import CLS_ID, SEP_ID
+from albert_keras.special_tokens import SENTENCEPIECE_IDS, SpecialIds
 from albert_keras.vocabulary import SentencePieceVocabulary
 
 
@@ -146,12 +146,13 @@ def pack_segments(
     segment_b: tf.RaggedTensor | None = None,
     *,
     seq_length: int,
+    special: SpecialIds = SENTENCEPIECE_IDS,
 ) -> dict[str, tf.Tensor]:
     """[CLS] A [SEP] (B [SEP]) as int32 [batch, seq_length] input_ids, segment_ids, input_mask.
 
     Token ids come as RaggedTensors [batch, (tokens)]. A pair is truncated the reference
     way (the longer segment loses its last token first) so that the whole fits.
-    Works for a batch of 0 rows.
+    special: the vocabulary's special ids (tokenizer.special). Works for a batch of 0 rows.
     """
     if seq_length < 3 + (segment_b is not None):
         raise ValueError(f"seq_length={seq_length} leaves no room for tokens")
@@ -180,7 +181,7 @@ def pack_segments(
     in_b = (position > end_a) & (position < end_b)
     is_sep = (position == end_a) | ((position == end_b) & (segment_b is not None))
     input_ids = tf.where(in_a, from_a, tf.where(in_b, from_b, 0))
-    input_ids = tf.where(is_sep, SEP_ID, tf.where(position == 0, CLS_ID, input_ids))
+    input_ids = tf.where(is_sep, special.sep, tf.where(position == 0, special.cls, input_ids))
     last = end_b if segment_b is not None else end_a
     return {
         "input_ids": input_ids,
@@ -212,15 +213,49 @@ class _SentencepieceResource(tf.saved_model.experimental.TrackableResource):
         )
 
 
-def _normalized_bytes(tokenizer, chars: tf.Tensor) -> tf.Tensor:
-    """int32 [n]: the UTF-8 length of each single character after normalisation. An
-    ASCII character normalises to one byte (NFKD keeps it, lowercase keeps its length,
-    and whitespace never reaches here), so only the others run the normalisation."""
+def normalized_bytes(normalize, chars: tf.Tensor) -> tf.Tensor:
+    """int32 [n]: the UTF-8 length of each single character after `normalize`. A
+    printable ASCII character normalises to one byte (NFKD keeps it, lowercase keeps its
+    length, and whitespace never reaches here), so only the others run the normalisation."""
     lengths = tf.strings.length(chars, unit="BYTE")
-    other = tf.where(lengths > 1)
-    normalized = tokenizer.normalize(tf.gather_nd(chars, other))
+    other = tf.where((lengths > 1) | tf.strings.regex_full_match(chars, "[\\x00-\\x1f\\x7f]"))
+    normalized = normalize(tf.gather_nd(chars, other))
     return tf.tensor_scatter_nd_update(lengths, other,
                                        tf.strings.length(normalized, unit="BYTE"))
+
+
+def raw_character_spans(chars: tf.RaggedTensor, char_bytes: tf.Tensor,
+                        chunk_starts: tf.Tensor, piece_chunk: tf.Tensor,
+                        begin: tf.Tensor, end: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Pieces' byte spans in their normalised chunk -> code-point spans in the raw text.
+
+    chars: each chunk's raw characters [chunks, (chars)]; char_bytes: their normalised
+    UTF-8 lengths [all chars] (normalisation works one character at a time, so a
+    chunk's normalised bytes are its characters' in order); chunk_starts: the code point
+    where each chunk starts in its text; piece_chunk, begin, end: each piece's chunk and
+    normalised byte span. A piece's span takes in the characters that normalise to
+    nothing after it; a piece of no character has start == end, at the next character.
+    """
+    # Characters numbered across all chunks with one byte between chunks, so that no
+    # piece's span reaches into the next chunk.
+    rank_in_chunk = tf.cast(tf.ragged.range(chars.row_lengths()).flat_values, tf.int32)
+    first_in_chunk = tf.cast(tf.equal(rank_in_chunk, 0), tf.int32)
+    char_ends = tf.cumsum(char_bytes + first_in_chunk)  # [all chars], non-decreasing
+    chunk_bytes = tf.reduce_sum(chars.with_flat_values(char_bytes), axis=1)
+    chunk_base = tf.cumsum(chunk_bytes + 1, exclusive=True) + 1
+    base = tf.gather(chunk_base, piece_chunk)
+    limit = tf.gather(chunk_bytes, piece_chunk)
+    first_char = tf.searchsorted(char_ends, base + tf.minimum(begin, limit),
+                                 side="right", out_type=tf.int32)
+    end_char = tf.searchsorted(char_ends, base + tf.minimum(end, limit),
+                               side="right", out_type=tf.int32)
+    char_position = (tf.gather(chunk_starts, tf.cast(chars.value_rowids(), tf.int32))
+                     + rank_in_chunk)
+    chunk_last = tf.gather(tf.cast(chars.row_splits[1:], tf.int32) - 1, piece_chunk)
+    starts = tf.gather(char_position, tf.minimum(first_char, chunk_last))
+    ends = tf.where(end_char > first_char,
+                    tf.gather(char_position, tf.maximum(end_char - 1, 0)) + 1, starts)
+    return starts, ends
 
 
 class AlbertTokenizer(tf.Module):
@@ -237,6 +272,7 @@ class AlbertTokenizer(tf.Module):
         super().__init__(name=name)
         vocabulary = SentencePieceVocabulary.of(vocabulary)
         self.vocab_size = vocabulary.size
+        self.special = vocabulary.special
         self.lower_case = lower_case
         self.sentencepiece = _SentencepieceResource(vocabulary.model_proto)
 
@@ -297,30 +333,10 @@ class AlbertTokenizer(tf.Module):
         pieces_per_chunk = tf.RaggedTensor.from_row_splits(values, splits, validate=False)
         begin, end = tf.cast(begin, tf.int32), tf.cast(end, tf.int32)
 
-        # Every raw character's normalised bytes, numbered across all chunks with one
-        # byte between chunks, so that no piece's span reaches into the next chunk.
         chars = tf.strings.unicode_split(raw, "UTF-8")  # [chunks, (chars)]
-        char_bytes = _normalized_bytes(self, chars.flat_values)
-        rank_in_chunk = tf.cast(tf.ragged.range(chars.row_lengths()).flat_values, tf.int32)
-        first_in_chunk = tf.cast(tf.equal(rank_in_chunk, 0), tf.int32)
-        char_ends = tf.cumsum(char_bytes + first_in_chunk)  # [all chars], non-decreasing
-        chunk_bytes = tf.reduce_sum(chars.with_flat_values(char_bytes), axis=1)
-        chunk_base = tf.cumsum(chunk_bytes + 1, exclusive=True) + 1
-        piece_chunk = tf.cast(pieces_per_chunk.value_rowids(), tf.int32)
-        base = tf.gather(chunk_base, piece_chunk)
-        limit = tf.gather(chunk_bytes, piece_chunk)
-        first_char = tf.searchsorted(char_ends, base + tf.minimum(begin, limit),
-                                     side="right", out_type=tf.int32)
-        end_char = tf.searchsorted(char_ends, base + tf.minimum(end, limit),
-                                   side="right", out_type=tf.int32)
-        # Raw characters -> code points in the text; a piece of no character sits at the
-        # next one (at most the chunk's last).
-        char_position = (tf.gather(chunk_starts, tf.cast(chars.value_rowids(), tf.int32))
-                         + rank_in_chunk)
-        chunk_last = tf.gather(tf.cast(chars.row_splits[1:], tf.int32) - 1, piece_chunk)
-        starts = tf.gather(char_position, tf.minimum(first_char, chunk_last))
-        ends = tf.where(end_char > first_char,
-                        tf.gather(char_position, tf.maximum(end_char - 1, 0)) + 1, starts)
+        starts, ends = raw_character_spans(
+            chars, normalized_bytes(self.normalize, chars.flat_values), chunk_starts,
+            tf.cast(pieces_per_chunk.value_rowids(), tf.int32), begin, end)
 
         def per_text(flat):
             return tf.RaggedTensor.from_row_splits(
@@ -332,4 +348,19 @@ class AlbertTokenizer(tf.Module):
     def __call__(self, text_a, text_b=None, *, seq_length: int) -> dict[str, tf.Tensor]:
         """Strings [batch] (and [batch]) -> packed int32 features [batch, seq_length]."""
         tokens_b = None if text_b is None else self.tokenize(text_b)
-        return pack_segments(self.tokenize(text_a), tokens_b, seq_length=seq_length)
+        return pack_segments(self.tokenize(text_a), tokens_b, seq_length=seq_length,
+                             special=self.special)
+
+
+def tokenizer_for(vocabulary, lower_case: bool = True):
+    """The in-graph tokenizer of a vocabulary: AlbertTokenizer for SentencePiece,
+    AlbertWordPieceTokenizer for WordPiece. vocabulary: a checked vocabulary
+    (albert_keras.vocabulary.read_vocabulary) or a vocabulary file's bytes."""
+    from albert_keras.vocabulary import as_vocabulary
+
+    vocabulary = as_vocabulary(vocabulary)
+    if vocabulary.kind == "wordpiece":
+        from albert_keras.wordpiece_tokenizer import AlbertWordPieceTokenizer
+
+        return AlbertWordPieceTokenizer(vocabulary, lower_case=lower_case)
+    return AlbertTokenizer(vocabulary, lower_case=lower_case)

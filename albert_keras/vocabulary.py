@@ -1,5 +1,7 @@
-"""ALBERT's SentencePiece vocabulary, offline: training, writing, reading and checking
-the model proto. The in-graph tokenizer that uses it is albert_keras.tokenizer.
+"""ALBERT's vocabularies, offline: training, writing, reading and checking a
+SentencePiece model proto, and reading either kind (read_vocabulary: a SentencePiece
+.model, or a BERT WordPiece vocab.txt, albert_keras.wordpiece). The in-graph tokenizers
+that use them are albert_keras.tokenizer.tokenizer_for.
 
 The model is a unigram SentencePiece model trained on normalised text
 (text_normalization.normalize_text) with the special pieces of albert_keras.special_tokens
@@ -16,7 +18,7 @@ from typing import Iterable
 import sentencepiece as spm
 
 from albert_keras import atomic_file
-from albert_keras.special_tokens import PAD_ID, SPECIAL_PIECES, UNK_ID
+from albert_keras.special_tokens import PAD_ID, SENTENCEPIECE_IDS, SPECIAL_PIECES, UNK_ID
 from albert_keras.text_normalization import normalize_text
 
 
@@ -48,6 +50,8 @@ class SentencePieceVocabulary:
     model_proto: bytes
     pieces: tuple
     source: str = "the SentencePiece model"
+    kind = "sentencepiece"
+    special = SENTENCEPIECE_IDS
 
     @classmethod
     def from_proto(cls, model_proto: bytes,
@@ -70,6 +74,13 @@ class SentencePieceVocabulary:
     @property
     def size(self) -> int:
         return len(self.pieces)
+
+    @property
+    def file_bytes(self) -> bytes:
+        return self.model_proto
+
+    def id_to_piece(self, index: int) -> str:
+        return self.pieces[index]
 
     def check_size(self, vocab_size: int):
         """Raises ValueError unless the vocabulary has exactly vocab_size pieces. A
@@ -142,12 +153,50 @@ def write_sentencepiece_model(model_proto: bytes, model_prefix: str) -> tuple[st
     return model_path, vocab_path
 
 
-def read_model_proto(path: str) -> bytes:
+def read_model_proto(path: str, what: str = "SentencePiece model") -> bytes:
     """Reads a .model file (any file system tf.io.gfile knows), with an error that
     names it when absent."""
     import tensorflow as tf  # only for tf.io.gfile: the rest of the module needs none
 
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"SentencePiece model not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
+
+
+VOCABULARY_FILES = {"sentencepiece": "spm.model", "wordpiece": "vocab.txt"}
+
+
+def is_wordpiece_file(data: bytes) -> bool:
+    """A WordPiece vocab.txt is UTF-8 text; a SentencePiece model proto is binary (its
+    scores are floats, so it holds NUL and other control bytes)."""
+    head = data[:65536]
+    if any(byte < 32 and byte not in (9, 10, 13) for byte in head):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(head) - 3  # a character cut at the head's end
+    return True
+
+
+def vocabulary_from_bytes(data: bytes, source: str = "the vocabulary"):
+    """A SentencePieceVocabulary or a WordPieceVocabulary, by the file's content."""
+    if is_wordpiece_file(data):
+        from albert_keras.wordpiece import WordPieceVocabulary
+
+        return WordPieceVocabulary.from_bytes(data, source)
+    return SentencePieceVocabulary.from_proto(data, source)
+
+
+def read_vocabulary(path: str):
+    """Reads a SentencePiece .model or a WordPiece vocab.txt (any file system
+    tf.io.gfile knows), named in errors."""
+    return vocabulary_from_bytes(read_model_proto(path, "vocabulary"), source=path)
+
+
+def as_vocabulary(vocabulary, source: str = "the vocabulary"):
+    """A checked vocabulary as it is, or one read from file bytes."""
+    if hasattr(vocabulary, "special") and hasattr(vocabulary, "pieces"):
+        return vocabulary
+    return vocabulary_from_bytes(vocabulary, source)

@@ -88,3 +88,41 @@ def instance_arrays(num_documents: int, max_seq_length: int, seed: int = 0,
         ids = processor.encode([normalize_text(s) for s in document])
         instances += create_instances(ids, starts, max_seq_length, 0.0, rng)
     return pad_instances(instances, max_seq_length), np.array([i.label for i in instances])
+
+
+SIB200 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "training", "datasets", "sib200")
+
+
+def sib200_sentences(language: str = "zho_Hans", split: str = "train") -> list[str]:
+    """The bundled SIB-200 sentences (training/datasets/sib200)."""
+    import csv
+
+    with open(os.path.join(SIB200, language, f"{split}.tsv"), encoding="utf-8") as f:
+        return [row["text_a"] for row in csv.DictReader(f, delimiter="\t",
+                                                        quoting=csv.QUOTE_NONE)]
+
+
+@functools.lru_cache(maxsize=None)
+def wordpiece_vocab_file(cased: bool = False, characters: int = 1200) -> str:
+    """A stand-in for Google's vocab_chinese.txt (once per process): its layout ([PAD],
+    [unused1..99], [UNK] [CLS] [SEP] [MASK] at 100-103), the `characters` most frequent
+    characters of the Chinese SIB-200 sentences (rarer ones stay out, to be [UNK]),
+    WORDS, and "##" continuations of letters, digits and a few suffixes."""
+    import collections
+
+    counts = collections.Counter(
+        c for s in sib200_sentences() + sib200_sentences("eng_Latn") for c in s
+        if not c.isspace())
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)]
+    tokens += ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "<S>", "<T>"]
+    tokens += [c if cased else c.lower() for c, _ in counts.most_common(characters)]
+    words = list(WORDS) + ["emma", "went", "london", "cafe", "model", "learn", "hello"]
+    tokens += words + ([w.capitalize() for w in words] if cased else [])
+    tokens += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    tokens += ["##s", "##ing", "##ed", "##er", "##tion", "##ly", "12", "2020"]
+    tokens = list(dict.fromkeys(tokens))
+    path = os.path.join(tempfile.mkdtemp(prefix="albert_wordpiece_"), "vocab.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+    return path

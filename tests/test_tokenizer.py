@@ -1,7 +1,4 @@
-import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,6 +7,7 @@ import tensorflow as tf
 
 from albert_keras import tokenizer as tok
 from albert_keras.text_normalization import normalize_text
+from fresh_process import call_reloaded
 from data_fixtures import VARIED_TEXT, generated_documents, tiny_spm_model, write_corpus
 
 EXTRA_TEXT = [
@@ -162,21 +160,12 @@ def test_saved_model_reloads_with_only_tensorflow_text(tokenizer, tmp_path):
     tf.saved_model.save(_Exported(tokenizer), export)
     texts = ["Héllo wörld, the city", "", "東京 😀 123"]
     expected = tokenizer(tf.constant(texts), seq_length=16)["input_ids"].numpy()
-    script = (
-        "import sys, json, tensorflow as tf, tensorflow_text\n"
-        f"m = tf.saved_model.load({export!r})\n"
-        f"out = m.tokenize(tf.constant({texts!r}))\n"
-        "empty = m.tokenize(tf.constant([], tf.string))\n"
-        "assert empty['input_ids'].shape == (0, 16), empty['input_ids'].shape\n"
-        "print(json.dumps(out['input_ids'].numpy().tolist()))\n"
-        "assert 'albert_keras' not in sys.modules\n"
-    )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, cwd=str(tmp_path), timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    reloaded = np.array(eval(done.stdout.strip().splitlines()[-1]))
-    np.testing.assert_array_equal(reloaded, expected)
+    reloaded = call_reloaded(
+        export, "out['input_ids'].numpy().tolist()", str(tmp_path),
+        setup=(f"out = m.tokenize(tf.constant({texts!r}))\n"
+               "empty = m.tokenize(tf.constant([], tf.string))\n"
+               "assert empty['input_ids'].shape == (0, 16), empty['input_ids'].shape"))
+    np.testing.assert_array_equal(np.array(reloaded), expected)
 
 
 def test_survives_clearing_eager_caches(tokenizer):

@@ -1,0 +1,24 @@
+"""Runs a SavedModel in a new Python process that imports only tensorflow and
+tensorflow_text, as TensorFlow Serving would: nothing of the project may be needed."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def call_reloaded(export_dir: str, expression: str, cwd: str, setup: str = ""):
+    """Loads export_dir as `m`, runs `setup` lines, and returns the JSON value of
+    `expression` (which must give JSON-able Python values)."""
+    script = (
+        "import sys, json, tensorflow as tf, tensorflow_text\n"
+        f"m = tf.saved_model.load({export_dir!r})\n"
+        f"{setup}\n"
+        f"print(json.dumps({expression}))\n"
+        "assert 'albert_keras' not in sys.modules\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
