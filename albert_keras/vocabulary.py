@@ -200,3 +200,15 @@ def as_vocabulary(vocabulary, source: str = "the vocabulary"):
     if hasattr(vocabulary, "special") and hasattr(vocabulary, "pieces"):
         return vocabulary
     return vocabulary_from_bytes(vocabulary, source)
+
+
+def python_encoder(vocabulary, lower_case: bool = True):
+    """texts -> lists of ids, in Python, for the data tools: SentencePiece on the
+    reference normalisation (normalize_text), or WordPiece with its own rule."""
+    if vocabulary.kind == "wordpiece":
+        from albert_keras.wordpiece import WordPieceTokenizer
+
+        tokenizer = WordPieceTokenizer(vocabulary, lower_case)
+        return lambda texts: [tokenizer.tokenize(text) for text in texts]
+    processor = spm.SentencePieceProcessor(model_proto=vocabulary.model_proto)
+    return lambda texts: processor.encode([normalize_text(text, lower_case) for text in texts])

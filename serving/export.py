@@ -1,7 +1,11 @@
 """Exports a trained ALBERT model as a TF Serving SavedModel version, atomically.
 
-    python -m serving.export --model runs/x/final_model.keras --spm_model runs/x/spm.model \\
+    python -m serving.export --model runs/x/final_model.keras \\
         --export_base saved_models/albert [--version N] [--max_seq_length N] [--fusion xla_cpu]
+
+The model's own vocabulary (SentencePiece or WordPiece, saved inside the .keras file)
+is exported with it. A .keras file saved before models carried their vocabulary needs
+--spm_model (a .model or vocab.txt); --replace_vocabulary exports another one on purpose.
 
 Writes EXPORT_BASE/VERSION/ (the next integer version by default). The version is
 written into EXPORT_BASE/.tmp-VERSION-xxxx, a name TF Serving ignores (not an integer),
@@ -34,7 +38,8 @@ import albert_keras  # noqa: F401  (registers the model classes for load_model)
 from albert_keras import atomic_file, run_directory
 from albert_keras.config import FUSIONS
 from albert_keras.models import with_fusion
-from albert_keras.vocabulary import SentencePieceVocabulary
+from albert_keras.models.model_vocabulary import carried_vocabulary, choose_vocabulary
+from albert_keras.vocabulary import as_vocabulary, read_vocabulary
 from albert_keras.tasks import all_tasks
 from serving.export_module import AlbertServingModule, serving_task, signature_names
 from serving.warmup import example_inputs, write_warmup_file
@@ -63,15 +68,19 @@ def next_version(export_base: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str, *,
+def export(model, vocabulary, export_base: str, *,
            version: int | None = None, max_seq_length: int | None = None,
-           lower_case: bool = True, model_name: str | None = None, fusion: str = "plain",
-           allow_vocab_mismatch: bool = False,
-           vocab_source: str = "the SentencePiece model", kernels: str | None = None,
-           **task_options) -> str:
-    """Writes EXPORT_BASE/VERSION atomically; returns that directory's path. The
-    vocabulary (a SentencePieceVocabulary, or model proto bytes named in errors as
-    vocab_source) must have the model's vocab_size pieces unless allow_vocab_mismatch.
+           lower_case: bool | None = None, model_name: str | None = None,
+           fusion: str = "plain", allow_vocab_mismatch: bool = False,
+           vocab_source: str = "the vocabulary", kernels: str | None = None,
+           replace_vocabulary: bool = False, **task_options) -> str:
+    """Writes EXPORT_BASE/VERSION atomically; returns that directory's path.
+
+    vocabulary: None for the one the model carries; else a checked vocabulary or a
+    vocabulary file's bytes (named in errors as vocab_source), which must be the one the
+    model carries unless replace_vocabulary (model_vocabulary.choose_vocabulary).
+    lower_case: None for the model's own setting (True when it carries none). The
+    vocabulary must have the model's vocab_size pieces unless allow_vocab_mismatch.
     max_seq_length: the task's default (a tagger's or question answerer's fine-tuning
     windows, else max_position_embeddings). task_options: the export options of the
     model's task (albert_keras.tasks: top_k, window_stride, null_threshold,
@@ -81,7 +90,12 @@ def export(model, vocabulary: SentencePieceVocabulary | bytes, export_base: str,
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     task = serving_task(model)
-    vocabulary = SentencePieceVocabulary.of(vocabulary, vocab_source)
+    chosen = choose_vocabulary(
+        carried_vocabulary(model),
+        None if vocabulary is None else as_vocabulary(vocabulary, vocab_source),
+        lower_case, replace=replace_vocabulary, model="the model",
+        given_name=vocab_source)
+    vocabulary, lower_case = chosen.vocabulary, chosen.lower_case
     if not allow_vocab_mismatch:
         vocabulary.check_size(model.config.vocab_size)
     export_base = os.path.abspath(export_base)
@@ -119,7 +133,13 @@ def parse_args(argv=None):
         description="Export an ALBERT model as a TF Serving SavedModel with in-graph tokenization.")
     parser.add_argument("--model", required=True,
                         help="a .keras file, or a directory containing final_model.keras")
-    parser.add_argument("--spm_model", required=True, help="the SentencePiece .model file")
+    parser.add_argument("--spm_model", "--vocab", default=None,
+                        help="the vocabulary (SentencePiece .model or WordPiece vocab.txt) "
+                             "for a model that carries none; with --replace_vocabulary, "
+                             "the one to export instead of the model's")
+    parser.add_argument("--replace_vocabulary", action="store_true",
+                        help="export --spm_model (and --cased) instead of the vocabulary "
+                             "the model carries")
     parser.add_argument("--export_base", required=True,
                         help="the model's base directory, e.g. saved_models/albert")
     parser.add_argument("--version", type=int, default=None,
@@ -131,8 +151,9 @@ def parse_args(argv=None):
                for name, settings in task.export_options.items()}
     for name, settings in options.items():  # the tasks' own (--top_k, --window_stride, ...)
         parser.add_argument(f"--{name}", default=None, **settings)
-    parser.add_argument("--cased", action="store_true",
-                        help="the vocabulary is cased (do not lowercase text)")
+    parser.add_argument("--cased", action="store_true", default=None,
+                        help="the vocabulary is cased (do not lowercase text); a model "
+                             "that carries its vocabulary knows this")
     parser.add_argument("--allow_vocab_mismatch", action="store_true",
                         help="export even if the SentencePiece model's piece count is not "
                              "the model's vocab_size (an embedding table padded past the "
@@ -152,13 +173,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         model = load_model(args.model)
-        vocabulary = SentencePieceVocabulary.from_file(args.spm_model)
+        vocabulary = read_vocabulary(args.spm_model) if args.spm_model else None
         task_options = {name: getattr(args, name) for task in all_tasks()
                         for name in task.export_options}
         path = export(model, vocabulary, args.export_base, version=args.version,
-                      max_seq_length=args.max_seq_length, lower_case=not args.cased,
+                      max_seq_length=args.max_seq_length,
+                      lower_case=None if args.cased is None else not args.cased,
                       model_name=args.model_name, fusion=args.fusion,
-                      allow_vocab_mismatch=args.allow_vocab_mismatch, **task_options)
+                      allow_vocab_mismatch=args.allow_vocab_mismatch,
+                      vocab_source=args.spm_model or "the vocabulary",
+                      replace_vocabulary=args.replace_vocabulary, **task_options)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -26,8 +26,8 @@ import tensorflow as tf
 from albert_keras.models import AlbertBackbone
 from albert_keras.tasks import task_of_model
 from albert_keras.tasks.serving_ops import IDS, TEXT, trim_padding, valid_utf8
-from albert_keras.tokenizer import AlbertTokenizer, pack_segments
-from albert_keras.vocabulary import SentencePieceVocabulary
+from albert_keras.tokenizer import pack_segments, tokenizer_for
+from albert_keras.vocabulary import as_vocabulary
 
 SHARED_SIGNATURES = ("embed", "embed_pair", "encode", "tokenize")
 
@@ -53,7 +53,7 @@ def serving_task(model):
 class AlbertServingModule(tf.Module):
     """The exported object: model + tokenizer + one tf.function per signature."""
 
-    def __init__(self, model, vocabulary: SentencePieceVocabulary | bytes, *,
+    def __init__(self, model, vocabulary, *,
                  max_seq_length: int, lower_case: bool = True, **task_options):
         """task_options: the export options of the model's task (its export_options;
         None: the model's own settings)."""
@@ -63,11 +63,11 @@ class AlbertServingModule(tf.Module):
         if not 4 <= max_seq_length <= config.max_position_embeddings:
             raise ValueError(f"max_seq_length must be in [4, {config.max_position_embeddings}] "
                              f"(the model's max_position_embeddings), got {max_seq_length}")
-        vocabulary = SentencePieceVocabulary.of(vocabulary)
-        self.tokenizer = AlbertTokenizer(vocabulary, lower_case=lower_case)
+        vocabulary = as_vocabulary(vocabulary)  # SentencePiece or WordPiece
+        self.tokenizer = tokenizer_for(vocabulary, lower_case=lower_case)
         self.pieces = list(vocabulary.pieces)  # id -> piece, for the string outputs
         if self.tokenizer.vocab_size > config.vocab_size:
-            raise ValueError(f"The SentencePiece model has {self.tokenizer.vocab_size} pieces, "
+            raise ValueError(f"The vocabulary has {self.tokenizer.vocab_size} pieces, "
                              f"more than the model's vocab_size {config.vocab_size}")
         self.model = model
         self.backbone = model if task is None else model.backbone
@@ -104,7 +104,8 @@ class AlbertServingModule(tf.Module):
                 message="the two text inputs must have the same batch size")
             with tf.control_dependencies([same_batch]):
                 tokens_b = self.tokenizer.tokenize(valid_utf8(text_b))
-        features = pack_segments(tokens_a, tokens_b, seq_length=self.max_seq_length)
+        features = pack_segments(tokens_a, tokens_b, seq_length=self.max_seq_length,
+                                 special=self.tokenizer.special)
         return trim_padding(features)
 
     def piece_table(self):

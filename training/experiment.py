@@ -36,7 +36,10 @@ class TrainingOptions:
     model_preset: str | None = "tiny"
     model_config_file: str | None = None
     model_overrides: dict = dataclasses.field(default_factory=dict)
+    # The vocabulary: a SentencePiece .model or a WordPiece vocab.txt. Saved inside the
+    # model; fine-tuning a model that carries one needs none.
     spm_model: str | None = None
+    cased: bool = False  # the vocabulary is cased (text is not lowercased)
     seq_length: int = 128
     # Sequences per optimizer update, over all replicas and micro-batches. Each replica
     # splits its share into gradient_accumulation_steps micro-batches, run one after
@@ -178,7 +181,8 @@ class FinetuneExperiment(TrainingOptions):
     # A .keras file (pretraining output, converted model or backbone) or a directory
     # holding final_model.keras; empty: a fresh backbone from model_preset.
     init_model: str = ""
-    cased: bool = False  # the SentencePiece model was built with --cased
+    # Use spm_model (and cased) instead of the vocabulary init_model carries.
+    replace_vocabulary: bool = False
 
     def validate(self, origin: str = "config"):
         super().validate(origin)
@@ -212,8 +216,9 @@ class FinetuneExperiment(TrainingOptions):
                 fail("init_model", f"no such file {self.init_model}")
             elif not self.init_model.endswith(".keras"):
                 fail("init_model", f"expected a .keras file, got {self.init_model}")
-        if not self.spm_model:
-            fail("spm_model", "fine-tuning tokenizes text and needs it")
+        if not self.spm_model and not self.init_model:
+            fail("spm_model", "fine-tuning tokenizes text and needs a vocabulary (or an "
+                              "init_model that carries one)")
 
 
 def finetuning_task(name, fail):

@@ -145,15 +145,21 @@ def run(experiment: FinetuneExperiment) -> dict:
     damaged = [] if experiment.skip_damaged_records else None
     data = check_data(experiment, task, damaged)
 
-    from albert_keras.tokenizer import AlbertTokenizer
+    from albert_keras.models.model_vocabulary import attach_vocabulary
+    from albert_keras.tokenizer import tokenizer_for
     from training.lifecycle import Program, train
 
-    tokenizer = None
+    tokenizer = chosen = None
 
     def setup():  # the tokenizer's resources start TensorFlow: after the strategy
-        nonlocal tokenizer
-        tokenizer = AlbertTokenizer.from_file(experiment.spm_model,
-                                              lower_case=not experiment.cased)
+        nonlocal tokenizer, chosen
+        chosen = finetuning_vocabulary(experiment)
+        tokenizer = tokenizer_for(chosen.vocabulary, lower_case=chosen.lower_case)
+
+    def build_model():
+        model = build_task_model(experiment, task, tokenizer.vocab_size, data)
+        attach_vocabulary(model, chosen.vocabulary, chosen.lower_case)
+        return model
 
     def prepare(output_dir, chief, step):
         if damaged is not None:
@@ -171,13 +177,31 @@ def run(experiment: FinetuneExperiment) -> dict:
         return results
 
     return train(experiment, Program(
-        build_model=lambda: build_task_model(experiment, task, tokenizer.vocab_size, data),
+        build_model=build_model,
         datasets=lambda strategy, model, step: build_datasets(
             experiment, task, data, strategy, tokenizer, skip_steps=step),
         compile_options=task.compile_options(experiment),
         setup=setup, prepare=prepare,
         callbacks=lambda output_dir, chief, step: task.callbacks(experiment, data, tokenizer),
         finish=finish))
+
+
+def finetuning_vocabulary(experiment):
+    """The vocabulary to fine-tune with (model_vocabulary.choose_vocabulary): the one
+    init_model carries, else spm_model; spm_model over a carried one only with
+    replace_vocabulary."""
+    from albert_keras import run_directory
+    from albert_keras.models.model_vocabulary import choose_vocabulary, read_from_keras_file
+    from albert_keras.vocabulary import read_vocabulary
+
+    carried = (read_from_keras_file(run_directory.model_file(experiment.init_model))
+               if experiment.init_model else None)
+    given = read_vocabulary(experiment.spm_model) if experiment.spm_model else None
+    return choose_vocabulary(
+        carried, given, False if experiment.cased else None, given_name=experiment.spm_model,
+        replace=experiment.replace_vocabulary, model=f"init_model {experiment.init_model}",
+        flag="field 'spm_model'", replace_flag="'replace_vocabulary': true",
+        cased_flag="field 'cased'")
 
 
 def main(argv=None):

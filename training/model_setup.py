@@ -12,9 +12,10 @@ import tensorflow as tf
 
 from albert_keras import AlbertConfig, run_directory
 from albert_keras.atomic_file import atomic_path
+from albert_keras.models.model_vocabulary import carried_vocabulary
 from albert_keras.optimization import create_optimizer
 from albert_keras.layers.fused_ops import resolve_fusion
-from albert_keras.vocabulary import read_model_proto
+from albert_keras.vocabulary import VOCABULARY_FILES, read_vocabulary
 from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, TrainingRateLogger,
                                 current_step)
 
@@ -34,9 +35,7 @@ def model_config(options) -> AlbertConfig:
         values = AlbertConfig.from_preset(options.model_preset).to_dict()
     values.update(options.model_overrides)
     if options.spm_model:
-        import sentencepiece
-        processor = sentencepiece.SentencePieceProcessor(model_proto=read_model_proto(options.spm_model))
-        values["vocab_size"] = processor.get_piece_size()
+        values["vocab_size"] = read_vocabulary(options.spm_model).size
     values["max_position_embeddings"] = max(values["max_position_embeddings"], options.seq_length)
     values["fusion"] = resolve_fusion(options.fusion)
     values["remat"] = options.remat
@@ -115,13 +114,20 @@ def copy_into(path: str, directory: str, name: str) -> str:
 
 
 def save_final_outputs(model, output_dir: str, chief: bool, spm_model: str | None):
-    """OUTPUT_DIR/final_model.keras, and on the chief albert_config.json and spm.model:
-    what fine-tuning and the exporter read."""
+    """OUTPUT_DIR/final_model.keras (with the vocabulary it carries), and on the chief
+    albert_config.json and the vocabulary file (spm.model or vocab.txt): what
+    fine-tuning, the studies and the exporter read."""
     save_model_atomically(model, os.path.join(output_dir, run_directory.FINAL_MODEL))
     if chief:
         model.config.to_json_file(os.path.join(output_dir, run_directory.MODEL_CONFIG),
                                   format="internal")
-        if spm_model:
+        carried = carried_vocabulary(model)
+        if carried is not None:
+            name = VOCABULARY_FILES[carried.vocabulary.kind]
+            with atomic_path(os.path.join(output_dir, name)) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(carried.vocabulary.file_bytes)
+        elif spm_model:
             copy_into(spm_model, output_dir, run_directory.SENTENCEPIECE_MODEL)
 
 

@@ -21,7 +21,7 @@ from training.callbacks import NonFiniteLossError
 from training.experiment import PretrainExperiment, load_experiment
 
 
-def build_datasets(experiment, strategy, vocab_size, start_step=0):
+def build_datasets(experiment, strategy, vocab_size, special, start_step=0):
     """Distributed training and held-out datasets (random MLM replacements drawn from
     the vocabulary). A resumed run skips the batches of its first start_step steps, so
     it sees the data an uninterrupted run would."""
@@ -31,7 +31,7 @@ def build_datasets(experiment, strategy, vocab_size, start_step=0):
         dataset = pretraining_dataset(
             experiment.train_files, experiment.global_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=True,
-            seed=experiment.seed, vocab_size=vocab_size,
+            seed=experiment.seed, vocab_size=vocab_size, special=special,
             skip_damaged=experiment.skip_damaged_records)
         # Each step takes one batch per replica that this input pipeline feeds.
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
@@ -41,7 +41,8 @@ def build_datasets(experiment, strategy, vocab_size, start_step=0):
         dataset = pretraining_dataset(
             experiment.eval_files, experiment.eval_batch_size, experiment.seq_length,
             experiment.max_predictions, input_context=context, training=False,
-            vocab_size=vocab_size, skip_damaged=experiment.skip_damaged_records)
+            vocab_size=vocab_size, special=special,
+            skip_damaged=experiment.skip_damaged_records)
         # The same eval_steps batches at every evaluation.
         return dataset.take(experiment.eval_steps).cache().repeat()
 
@@ -111,14 +112,24 @@ def run(experiment: PretrainExperiment) -> dict:
     import tensorflow as tf
 
     from albert_keras import AlbertPretrainer
+    from albert_keras.models.model_vocabulary import attach_vocabulary
+    from albert_keras.special_tokens import SENTENCEPIECE_IDS
+    from albert_keras.vocabulary import read_vocabulary
     from training import model_setup
     from training.lifecycle import Program, train
+
+    # The records' special ids are the vocabulary's; without one, ALBERT's SentencePiece
+    # layout (ids 0-4) is assumed.
+    vocabulary = read_vocabulary(experiment.spm_model) if experiment.spm_model else None
+    special = vocabulary.special if vocabulary else SENTENCEPIECE_IDS
 
     def build_model():
         model = AlbertPretrainer(model_setup.model_config(experiment))
         if experiment.init_checkpoint:  # continue from another model's backbone
             saved = model_setup.load_backbone(experiment.init_checkpoint, "init_checkpoint")
             model.backbone.set_weights(saved.get_weights())
+        if vocabulary is not None:
+            attach_vocabulary(model, vocabulary, not experiment.cased)
         return model
 
     def finish(model, history, output_dir, chief, step):
@@ -134,7 +145,7 @@ def run(experiment: PretrainExperiment) -> dict:
     return train(experiment, Program(
         build_model=build_model,
         datasets=lambda strategy, model, step: build_datasets(
-            experiment, strategy, model.config.vocab_size, start_step=step),
+            experiment, strategy, model.config.vocab_size, special, start_step=step),
         prepare=lambda output_dir, chief, step: check_record_files(
             experiment, output_dir, chief, step),
         finish=finish, fit_error=fit_error))

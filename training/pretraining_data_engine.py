@@ -18,8 +18,7 @@ import tensorflow as tf
 from albert_keras.data.corpus import CorpusCounts, CorpusError, expand_input_pattern, read_documents
 from albert_keras.data.instances import (InstanceCounts, create_instances, pad_instances,
                                          word_start_table)
-from albert_keras.text_normalization import normalize_text
-from albert_keras.vocabulary import check_special_pieces, read_model_proto
+from albert_keras.vocabulary import python_encoder, read_model_proto, vocabulary_from_bytes
 
 MASKING_BATCH = 256
 
@@ -27,7 +26,7 @@ MASKING_BATCH = 256
 @dataclasses.dataclass
 class DataSettings:
     """What every input file is processed with."""
-    model_proto: bytes
+    vocabulary_file: bytes  # a SentencePiece model or a WordPiece vocab.txt
     lower_case: bool
     max_seq_length: int
     max_predictions: int
@@ -40,9 +39,9 @@ class DataSettings:
     on_invalid_utf8: str
 
     @classmethod
-    def from_args(cls, args, model_proto: bytes) -> "DataSettings":
+    def from_args(cls, args, vocabulary_file: bytes) -> "DataSettings":
         return cls(
-            model_proto=model_proto, lower_case=not args.cased,
+            vocabulary_file=vocabulary_file, lower_case=not args.cased,
             max_seq_length=args.max_seq_length, max_predictions=args.max_predictions_per_seq,
             masked_lm_prob=args.masked_lm_prob, max_ngram=args.ngram,
             dupe_factor=args.dupe_factor, short_seq_prob=args.short_seq_prob,
@@ -107,13 +106,12 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _tokenized_documents(task: FileTask, processor, result: FileResult):
+def _tokenized_documents(task: FileTask, encode, result: FileResult):
     settings = task.settings
     max_tokens = settings.max_seq_length - 3
     for document in read_documents(task.path, settings.on_invalid_utf8, result.corpus):
-        texts = [normalize_text(text, settings.lower_case) for _, text in document]
         sentences = []
-        for (number, _), ids in zip(document, processor.encode(texts)):
+        for (number, _), ids in zip(document, encode([text for _, text in document])):
             if not ids:
                 continue
             if len(ids) > max_tokens:
@@ -125,30 +123,28 @@ def _tokenized_documents(task: FileTask, processor, result: FileResult):
             yield sentences
 
 
-def _masks(arrays, settings: DataSettings, file_seed: int, round_index: int, batch_index: int):
+def _masks(arrays, settings: DataSettings, special, file_seed: int, round_index: int,
+           batch_index: int):
     from albert_keras.data.masking import mask_batch
 
     seed = [file_seed % (2**31), round_index * 2**20 + batch_index]
     masked = mask_batch(arrays, seed, settings.max_predictions, settings.masked_lm_prob,
-                        settings.max_ngram)
+                        settings.max_ngram, special=special)
     return {name: np.asarray(value) for name, value in masked.items()}
 
 
 def process_file(task: FileTask) -> FileResult:
     """Writes one input file's instances into its slice files: the per-file work of both
     engines, the local pool and the Beam pipeline."""
-    import sentencepiece as spm
-
     from albert_keras.data.records import RoundRobinWriter, serialize_instance
 
     settings = task.settings
-    processor = spm.SentencePieceProcessor(model_proto=settings.model_proto)
-    word_starts = word_start_table(
-        [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
-    )
+    vocabulary = vocabulary_from_bytes(settings.vocabulary_file)
+    word_starts = word_start_table(list(vocabulary.pieces), vocabulary.kind)
     result = FileResult(CorpusCounts(), InstanceCounts(), index=task.index,
                         slice_paths=list(task.slice_paths))
-    documents = list(_tokenized_documents(task, processor, result))
+    documents = list(_tokenized_documents(
+        task, python_encoder(vocabulary, settings.lower_case), result))
     if not documents:
         raise CorpusError(f"{task.path}: no text (the file is empty or holds only blank lines)")
 
@@ -167,14 +163,14 @@ def process_file(task: FileTask) -> FileResult:
             for document in documents:
                 instances.extend(create_instances(
                     document, word_starts, settings.max_seq_length, settings.short_seq_prob,
-                    rng, result.instances,
+                    rng, result.instances, special=vocabulary.special,
                 ))
             rng.shuffle(instances)
             for start in range(0, len(instances), MASKING_BATCH):
                 batch = instances[start:start + MASKING_BATCH]
                 arrays = pad_instances(batch, settings.max_seq_length)
                 if settings.static_masking:
-                    arrays = _masks(arrays, settings, file_seed, round_index,
+                    arrays = _masks(arrays, settings, vocabulary.special, file_seed, round_index,
                                     start // MASKING_BATCH)
                 else:
                     arrays.update(no_masks)
@@ -221,15 +217,15 @@ def check_run(args) -> tuple[list[str], DataSettings]:
     for path in inputs:
         if tf.io.gfile.stat(path).length == 0:
             raise CorpusError(f"{path}: the input file is empty")
-    model_proto = read_model_proto(args.spm_model)
-    check_special_pieces(model_proto, source=args.spm_model)
+    vocabulary_file = read_model_proto(args.spm_model, "vocabulary")
+    vocabulary_from_bytes(vocabulary_file, source=args.spm_model)  # checked before any work
     existing = existing_records(args.output_dir)
     if existing:
         raise FileExistsError(
             f"{args.output_dir} already holds TFRecords ({existing[0]}, ...); "
             "use an empty folder so that old and new shards do not mix"
         )
-    return inputs, DataSettings.from_args(args, model_proto)
+    return inputs, DataSettings.from_args(args, vocabulary_file)
 
 
 def existing_records(output_dir: str) -> list[str]:

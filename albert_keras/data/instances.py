@@ -18,7 +18,8 @@ import random
 
 import numpy as np
 
-from albert_keras.special_tokens import CLS_ID, SEP_ID, is_word_start_piece
+from albert_keras.special_tokens import (SENTENCEPIECE_IDS, SpecialIds, is_word_start_piece,
+                                         is_wordpiece_word_start)
 
 
 @dataclasses.dataclass
@@ -38,9 +39,11 @@ class InstanceCounts:
     truncated_tokens: int = 0
 
 
-def word_start_table(pieces: list[str]) -> np.ndarray:
-    """bool [vocab]: whether each piece id starts a whole word."""
-    return np.array([is_word_start_piece(piece) for piece in pieces], dtype=bool)
+def word_start_table(pieces: list[str], kind: str = "sentencepiece") -> np.ndarray:
+    """bool [vocab]: whether each piece id starts a whole word, by the rule of the
+    vocabulary's kind (SentencePiece's "▁", WordPiece's "##")."""
+    rule = is_wordpiece_word_start if kind == "wordpiece" else is_word_start_piece
+    return np.array([rule(piece) for piece in pieces], dtype=bool)
 
 
 def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: random.Random):
@@ -66,6 +69,7 @@ def create_instances(
     short_seq_prob: float,
     rng: random.Random,
     counts: InstanceCounts | None = None,
+    special: SpecialIds = SENTENCEPIECE_IDS,
 ) -> list[Instance]:
     """SOP instances from one document, a list of sentences as lists of token ids."""
     counts = counts if counts is not None else InstanceCounts()
@@ -98,7 +102,7 @@ def create_instances(
         if swapped:
             a, b = b, a
         a, b, dropped = _truncate_pair(a, b, max_tokens, rng)
-        input_ids = [CLS_ID, *a, SEP_ID, *b, SEP_ID]
+        input_ids = [special.cls, *a, special.sep, *b, special.sep]
         boundary = [1, *word_starts[a].astype(int).tolist(), 1,
                     *word_starts[b].astype(int).tolist(), 1]
         instances.append(Instance(

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from albert_keras.special_tokens import CLS_ID, FIRST_ORDINARY_ID, MASK_ID, PAD_ID, SEP_ID
+from albert_keras.special_tokens import SENTENCEPIECE_IDS, SpecialIds
 
 
 def ngram_probabilities(max_ngram: int = 3) -> list[float]:
@@ -52,13 +52,13 @@ def ngram_probabilities(max_ngram: int = 3) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def maskable_positions(input_ids, input_mask):
+def maskable_positions(input_ids, input_mask, special: SpecialIds = SENTENCEPIECE_IDS):
     """Real tokens other than [CLS], [SEP] and padding: bool, same shape."""
     return (
         (input_mask > 0)
-        & (input_ids != CLS_ID)
-        & (input_ids != SEP_ID)
-        & (input_ids != PAD_ID)
+        & (input_ids != special.cls)
+        & (input_ids != special.sep)
+        & (input_ids != special.pad)
     )
 
 
@@ -70,6 +70,7 @@ def select_ngram_spans(
     max_predictions: int,
     masked_lm_prob: float = 0.15,
     max_ngram: int = 3,
+    special: SpecialIds = SENTENCEPIECE_IDS,
 ):
     """Chooses the pieces to predict, as whole-word n-grams.
 
@@ -81,7 +82,7 @@ def select_ngram_spans(
     input_ids = tf.convert_to_tensor(input_ids)
     shape = tf.shape(input_ids)
     batch, length = shape[0], shape[1]
-    maskable = maskable_positions(input_ids, tf.convert_to_tensor(input_mask))
+    maskable = maskable_positions(input_ids, tf.convert_to_tensor(input_mask), special)
     boundary = tf.convert_to_tensor(token_boundary) > 0
     previous_maskable = tf.concat([tf.zeros([batch, 1], tf.bool), maskable[:, :-1]], axis=1)
     word_starts = maskable & (boundary | ~previous_maskable)
@@ -191,14 +192,17 @@ def mask_batch(
     max_ngram: int = 3,
     *,
     vocab_size: int | None = None,
+    special: SpecialIds = SENTENCEPIECE_IDS,
 ) -> dict:
     """Adds dynamic masks to a batch of features.
 
     features needs input_ids, input_mask, token_boundary ([batch, seq], int). Returns a
     new dict with input_ids masked and masked_lm_positions / masked_lm_ids (int32) and
     masked_lm_weights (float32), all [batch, max_predictions], positions ascending.
-    vocab_size: random replacements are drawn uniformly from [5, vocab_size) (the ids
-    after the special pieces); None draws them from this batch's maskable tokens.
+    vocab_size: random replacements are drawn uniformly from [special.first_ordinary,
+    vocab_size) (the ids after the special pieces: 5 for ALBERT's SentencePiece, 104 for
+    BERT's WordPiece); None draws them from this batch's maskable tokens. special: the
+    vocabulary's special ids.
     """
     input_ids = tf.cast(features["input_ids"], tf.int32)
     input_mask = tf.cast(features["input_mask"], tf.int32)
@@ -207,25 +211,27 @@ def mask_batch(
         raise ValueError(
             f"max_predictions={max_predictions} exceeds the sequence length {static_length}"
         )
-    if vocab_size is not None and vocab_size <= FIRST_ORDINARY_ID:
+    if vocab_size is not None and vocab_size <= special.first_ordinary:
         raise ValueError(
-            f"vocab_size={vocab_size} leaves no ordinary pieces: ids 0-{MASK_ID} are special"
+            f"vocab_size={vocab_size} leaves no ordinary pieces: ids 0-"
+            f"{special.first_ordinary - 1} are special or below them"
         )
     seeds = tf.random.experimental.stateless_split(tf.convert_to_tensor(seed), num=3)
     selected, _ = select_ngram_spans(
         input_ids, features["token_boundary"], input_mask, seeds[0],
-        max_predictions, masked_lm_prob, max_ngram,
+        max_predictions, masked_lm_prob, max_ngram, special,
     )
     shape = tf.shape(input_ids)
     batch, length = shape[0], shape[1]
 
     if vocab_size is not None:  # uniform over the ordinary pieces
         random_ids = tf.random.stateless_uniform(
-            [batch, length], seeds[1], minval=FIRST_ORDINARY_ID, maxval=vocab_size,
+            [batch, length], seeds[1], minval=special.first_ordinary, maxval=vocab_size,
             dtype=tf.int32)
     else:  # this batch's maskable tokens ([MASK] if it has none)
         pool = tf.concat(
-            [tf.boolean_mask(input_ids, maskable_positions(input_ids, input_mask)), [MASK_ID]],
+            [tf.boolean_mask(input_ids, maskable_positions(input_ids, input_mask, special)),
+             [special.mask]],
             0)
         pool_size = tf.maximum(tf.size(pool) - 1, 1)
         pick = tf.random.stateless_uniform(
@@ -234,7 +240,7 @@ def mask_batch(
     action = tf.random.stateless_uniform([batch, length], seed=seeds[2])
     masked_ids = tf.where(
         selected & (action < 0.8),
-        MASK_ID,
+        special.mask,
         tf.where(selected & (action < 0.9), random_ids, input_ids),
     )
 

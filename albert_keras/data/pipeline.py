@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from albert_keras.data.masking import mask_batch
 from albert_keras.data.records import LABEL_FEATURE, PREDICTION_FEATURES, feature_spec, first_record
-from albert_keras.special_tokens import FIRST_ORDINARY_ID
+from albert_keras.special_tokens import SENTENCEPIECE_IDS, SpecialIds
 
 OUTPUT_FEATURES = (
     "input_ids", "segment_ids", "input_mask",
@@ -80,6 +80,7 @@ def pretraining_dataset(
     cycle_length: int = 8,
     vocab_size: int | None = None,
     skip_damaged: bool = False,
+    special: SpecialIds = SENTENCEPIECE_IDS,
 ) -> tf.data.Dataset:
     """A dataset of pretraining batches: dicts of input_ids, segment_ids, input_mask,
     masked_lm_positions, masked_lm_ids (int32), masked_lm_weights (float32),
@@ -90,9 +91,11 @@ def pretraining_dataset(
     and batches per replica. training=True shuffles, repeats forever and drops the
     last partial batch (static shapes); training=False reads once, in order.
     seed=None when training draws a random seed and allows nondeterministic order
-    (faster); evaluation is always deterministic. vocab_size (the SentencePiece model's
-    piece count) makes the random replacements of dynamic masking uniform over the ids
-    [5, vocab_size), the ordinary pieces; None draws them from each batch's own tokens.
+    (faster); evaluation is always deterministic. vocab_size (the vocabulary's piece
+    count) makes the random replacements of dynamic masking uniform over the ids
+    [special.first_ordinary, vocab_size), the ordinary pieces; None draws them from each
+    batch's own tokens. special: the special ids of the vocabulary the records were
+    made with (the masks must not touch its [CLS], [SEP] and padding).
     A damaged record (data/records.py) stops the iteration with DataLossError, or with
     skip_damaged=True ends that file's reading there (the records after it are lost).
     """
@@ -103,8 +106,8 @@ def pretraining_dataset(
             f"max_predictions must be in [1, seq_length), got {max_predictions} "
             f"with seq_length={seq_length}"
         )
-    if vocab_size is not None and vocab_size <= FIRST_ORDINARY_ID:
-        raise ValueError(f"vocab_size must exceed {FIRST_ORDINARY_ID}, got {vocab_size}")
+    if vocab_size is not None and vocab_size <= special.first_ordinary:
+        raise ValueError(f"vocab_size must exceed {special.first_ordinary}, got {vocab_size}")
     files = expand_file_pattern(file_pattern)
     pipeline = 0
     if input_context is not None:
@@ -152,7 +155,7 @@ def pretraining_dataset(
         }
         masked = mask_batch(
             features, tf.stack([tf.constant(seed, tf.int64), index]),
-            max_predictions, masked_lm_prob, max_ngram, vocab_size=vocab_size,
+            max_predictions, masked_lm_prob, max_ngram, vocab_size=vocab_size, special=special,
         )
         if static:  # keep stored masks; mask only the records that have none
             stored = tf.reduce_any(features["masked_lm_weights"] > 0, axis=1, keepdims=True)

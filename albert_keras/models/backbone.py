@@ -4,6 +4,7 @@ import keras
 
 from albert_keras.config import AlbertConfig
 from albert_keras.layers import FactorizedEmbedding, Pooler, SharedEncoder
+from albert_keras.models import model_vocabulary
 
 INPUT_NAMES = ("input_ids", "segment_ids", "input_mask")
 
@@ -104,6 +105,8 @@ class AlbertBackbone(keras.Model):
         self.embedding = embedding
         self.encoder = encoder
         self.pooler = pooler
+        # The tokenizer's vocabulary, saved with the model (model_vocabulary).
+        self.carried_vocabulary = None
 
     def sequence_output_at(self, inputs, positions=None):
         """sequence_output at `positions` only: int [batch, P] -> [batch, P, H], with the
@@ -117,6 +120,12 @@ class AlbertBackbone(keras.Model):
         """
         x = self.embedding(inputs["input_ids"], inputs["segment_ids"])
         return self.encoder(x, inputs["input_mask"], output_positions=positions)
+
+    def save_assets(self, dir_path):
+        model_vocabulary.save_assets(self.carried_vocabulary, dir_path)
+
+    def load_assets(self, dir_path):
+        self.carried_vocabulary = model_vocabulary.load_assets(dir_path)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "output_hidden_states": self.output_hidden_states,

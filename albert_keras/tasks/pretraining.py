@@ -8,7 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 from albert_keras.models.pretrainer import AlbertPretrainer
-from albert_keras.special_tokens import CLS_ID, MASK_ID, SEP_ID
 from albert_keras.tasks.serving_ops import TEXT, trim_padding, valid_utf8
 from albert_keras.tasks.task import Task
 from albert_keras.tokenizer import pack_segments
@@ -54,12 +53,13 @@ class PretrainingTask(Task):
 
         def fill_mask(text):
             features = pack_with_masks(module, text)
-            is_mask = tf.equal(features["input_ids"], MASK_ID)
+            is_mask = tf.equal(features["input_ids"], module.tokenizer.special.mask)
             positions = tf.ragged.boolean_mask(
                 tf.broadcast_to(tf.range(tf.shape(is_mask)[1]), tf.shape(is_mask)), is_mask)
             mask_count = tf.cast(positions.row_lengths(), tf.int32)
             dense_positions = positions.to_tensor(0)  # [batch, max masks]
-            logits = mlm_logits(module.model, features, dense_positions)
+            logits = mlm_logits(module.model, features, dense_positions,
+                                module.tokenizer.special)
             top_probabilities, top_ids = tf.math.top_k(tf.nn.softmax(logits), k=top_k)
             # Slots past a row's mask_count are padding: id 0, piece "", probability 0.
             real = tf.sequence_mask(mask_count, tf.shape(dense_positions)[1])[:, :, None]
@@ -81,23 +81,25 @@ class PretrainingTask(Task):
 
 def pack_with_masks(module, text):
     """Splits each text on the literal [MASK], tokenizes the parts and joins them with
-    MASK_ID (SentencePiece alone would cut "[MASK]" into ordinary pieces)."""
+    the vocabulary's [MASK] id (tokenizers would cut "[MASK]" into ordinary pieces)."""
+    special = module.tokenizer.special
     parts = tf.strings.split(valid_utf8(text), sep=MASK_TEXT)  # [batch, (parts)]
     part_tokens = module.tokenizer.tokenize(parts.flat_values)  # [parts, (tokens)]
-    # Every part but the last of its row is followed by one MASK_ID.
+    # Every part but the last of its row is followed by one [MASK].
     index_in_row = tf.cast(tf.ragged.range(parts.row_lengths()).flat_values, tf.int32)
     row_of_part = tf.cast(parts.value_rowids(), tf.int32)
     parts_in_row = tf.cast(tf.gather(parts.row_lengths(), row_of_part), tf.int32)
     followed_by_mask = tf.cast(index_in_row < parts_in_row - 1, tf.int32)
     masks = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(followed_by_mask)], tf.constant(MASK_ID, tf.int32)),
+        tf.fill([tf.reduce_sum(followed_by_mask)], tf.constant(special.mask, tf.int32)),
         followed_by_mask).with_row_splits_dtype(part_tokens.row_splits.dtype)
     joined = tf.concat([tf.cast(part_tokens, tf.int32), masks], axis=1)
     tokens = tf.RaggedTensor.from_row_splits(joined, parts.row_splits).merge_dims(1, 2)
-    return trim_padding(pack_segments(tokens, seq_length=module.max_seq_length))
+    return trim_padding(pack_segments(tokens, seq_length=module.max_seq_length,
+                                      special=special))
 
 
-def mlm_logits(model, features, positions):
+def mlm_logits(model, features, positions, special):
     """The pretrainer's mlm_logits [batch, masks, V] for any batch and mask count.
 
     The MLM head's gather fails on a batch of 0 rows or 0 positions, so the model
@@ -107,7 +109,7 @@ def mlm_logits(model, features, positions):
     batch, masks = tf.shape(positions)[0], tf.shape(positions)[1]
     width = tf.shape(features["input_ids"])[1]
     extra_row = {
-        "input_ids": tf.pad(tf.constant([[CLS_ID, SEP_ID]]), [[0, 0], [0, width - 2]]),
+        "input_ids": tf.pad(tf.constant([[special.cls, special.sep]]), [[0, 0], [0, width - 2]]),
         "segment_ids": tf.zeros([1, width], tf.int32),
         "input_mask": tf.pad(tf.ones([1, 2], tf.int32), [[0, 0], [0, width - 2]]),
     }

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from albert_keras.special_tokens import UNK_ID
-
-
 def word_pieces(tokenizer, words: tf.Tensor) -> tf.RaggedTensor:
     """Words [n] (strings) -> int32 piece ids [n, (pieces)], at least one per word."""
     pieces = tokenizer.tokenize(words)
     empty = tf.cast(pieces.row_lengths() == 0, pieces.row_splits.dtype)
     unknown = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], UNK_ID), empty)
+        tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], tokenizer.special.unk), empty)
     return tf.concat([tf.cast(pieces, tf.int32), unknown], axis=1)
 
 

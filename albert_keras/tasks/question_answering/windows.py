@@ -71,7 +71,7 @@ def squad_windows(tokenizer, questions, contexts, settings: WindowSettings,
     piece_index = tf.ragged.range(offset + window_start, offset + window_end)
     features = pack_segments(tf.gather(question_pieces, window_example),
                              tf.gather(context_pieces.flat_values, piece_index),
-                             seq_length=length)
+                             seq_length=length, special=tokenizer.special)
 
     # Per piece (flat over the examples): the window that reads it best.
     piece_example = tf.cast(context_pieces.value_rowids(), tf.int32)

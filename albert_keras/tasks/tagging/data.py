@@ -216,7 +216,7 @@ def word_windows(tokenizer, words: tf.RaggedTensor, seq_length: int, stride: int
     sentence_offset = tf.cast(tf.gather(sentence_pieces.row_splits, window_sentence), tf.int32)
     piece_index = tf.ragged.range(sentence_offset + window_start, sentence_offset + window_end)
     window_pieces = tf.gather(sentence_pieces.flat_values, piece_index)
-    features = pack_segments(window_pieces, seq_length=seq_length)
+    features = pack_segments(window_pieces, seq_length=seq_length, special=tokenizer.special)
 
     # Each word's first piece, within its sentence, and the window that reads it best.
     word_sentence = tf.cast(words.value_rowids(), tf.int32)
