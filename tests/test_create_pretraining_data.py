@@ -162,3 +162,50 @@ def test_skip_invalid_utf8_long_lines_and_one_sentence_documents(tmp_path):
         assert record["input_mask"].sum() <= 64
     with pytest.raises(FileExistsError, match="already holds TFRecords"):
         _run(tmp_path, str(tmp_path / "c.txt"), on_invalid_utf8="skip")
+
+
+def test_wordpiece_vocabulary_on_chinese_text(tmp_path):
+    """A vocab.txt: its own special ids in the records, and the reference BERT word rule
+    (a "##" piece continues a word; each CJK character is a word of its own)."""
+    from albert_keras.vocabulary import read_vocabulary
+    from albert_keras.wordpiece import WordPieceTokenizer, is_cjk
+    from data_fixtures import sib200_sentences, wordpiece_vocab_file
+
+    sentences = sib200_sentences("zho_Hans")[:120] + sib200_sentences("eng_Latn")[:40]
+    documents = [sentences[i:i + 4] for i in range(0, len(sentences), 4)]
+    write_corpus(str(tmp_path / "zh.txt"), documents)
+    vocabulary = read_vocabulary(wordpiece_vocab_file())
+    summary = cpd.run(cpd.parse_args([
+        "--input", str(tmp_path / "zh.txt"), "--spm_model", wordpiece_vocab_file(),
+        "--output_dir", str(tmp_path / "out"), "--max_seq_length", "64", "--dupe_factor", "1",
+        "--num_output_files", "1", "--seed", "3", "--static_masking"]))
+    records = _records(summary["files_written"])
+    assert len(records) == summary["instances"] > 20
+    special = vocabulary.special
+    expected_ids = set(t for s in sentences for t in WordPieceTokenizer(vocabulary).tokenize(s))
+    starts = {True: 0, False: 0}
+    for record in records:
+        n = int(record["input_mask"].sum())
+        weights = record["masked_lm_weights"] > 0
+        positions = record["masked_lm_positions"][weights]
+        ids = record["input_ids"][:n].copy()
+        ids[positions] = record["masked_lm_ids"][weights]  # the text before masking
+        boundary = record["token_boundary"][:n]
+        assert ids[0] == special.cls == 101 and ids[n - 1] == special.sep == 102
+        assert (ids == special.sep).sum() == 2 and not (ids == 2).any()  # not ALBERT's [CLS]
+        for piece_id, start in zip(ids, boundary):
+            piece = vocabulary.pieces[piece_id]
+            if piece_id in (special.cls, special.sep):
+                continue
+            if piece.startswith("##"):
+                assert start == 0, piece
+            else:
+                assert start == 1, piece
+            if len(piece) == 1 and is_cjk(piece):
+                starts[True] += 1
+        masked = record["masked_lm_ids"][weights]
+        assert len(masked) and set(masked.tolist()) <= expected_ids
+        # The masks: [MASK] is the vocabulary's own (103), never a special position.
+        assert not np.isin(ids[positions], [special.cls, special.sep, special.pad]).any()
+    assert starts[True] > 100  # CJK characters, each a word
+    assert sum(((r["input_ids"] == special.mask).sum() for r in records)) > 0

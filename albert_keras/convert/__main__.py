@@ -13,6 +13,11 @@ of an AlbertForTokenClassification (AlbertTagger), AlbertForSequenceClassificati
 gives an AlbertPretrainer; tf1_squad2 a checkpoint of the reference run_squad_v2.py
 (its SQuAD 2.0 head) as an AlbertSquad2Answerer;
 keras_hub gives an AlbertBackbone (keras-hub's backbone has no heads).
+
+The converted model carries its vocabulary (fine-tuning and export then need no
+vocabulary flag): --vocab, else the file that came with the checkpoint
+(albert_keras/convert/vocabulary_files.py: vocab_chinese.txt, vocab.txt, spiece.model,
+30k-clean.model, a keras-hub preset's vocabulary.spm).
 """
 
 import argparse
@@ -36,6 +41,12 @@ def parse_args(argv=None):
                         "checkpoint prefix; keras_hub: a preset name or directory")
     parser.add_argument("--config", help="tf1 and tf1_squad2: the reference albert_config.json")
     parser.add_argument("--output", required=True, help="where to write the .keras file")
+    parser.add_argument("--vocab", default=None,
+                        help="the model's vocabulary (SentencePiece .model or WordPiece "
+                             "vocab.txt); default: the one that came with the checkpoint")
+    parser.add_argument("--cased", action="store_true", default=None,
+                        help="the vocabulary is cased (default: tokenizer_config.json's "
+                             "do_lower_case for transformers, else lowercased)")
     args = parser.parse_args(argv)
     if not args.output.endswith(".keras"):
         parser.error("--output must end in .keras")
@@ -54,10 +65,33 @@ def convert(args):
     return from_keras_hub(args.input)
 
 
+def carried_vocabulary_of(args):
+    """(vocabulary, lower_case, path) for the converted model, or None."""
+    from albert_keras.convert.vocabulary_files import (checkpoint_directories,
+                                                       find_vocabulary, lower_case_of)
+    from albert_keras.vocabulary import read_vocabulary
+
+    directories = checkpoint_directories(args.source, args.input, args.config)
+    path = args.vocab or find_vocabulary(directories)
+    if path is None:
+        return None
+    lower_case = (not args.cased if args.cased is not None
+                  else lower_case_of(args.input) if args.source == "transformers" else True)
+    return read_vocabulary(path), lower_case, path
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
         model = convert(args)
+        vocabulary = carried_vocabulary_of(args)
+        if vocabulary is not None:
+            from albert_keras.models.model_vocabulary import attach_vocabulary
+
+            attach_vocabulary(model, vocabulary[0], vocabulary[1])
+            if vocabulary[0].size != model.config.vocab_size:
+                raise ValueError(f"{vocabulary[2]} has {vocabulary[0].size} pieces but the "
+                                 f"checkpoint's vocab_size is {model.config.vocab_size}")
     except (ValueError, KeyError, OSError, tf.errors.OpError) as error:
         # A missing file, a variable the layout lacks, a shape that does not fit: one
         # line and exit code 2, as the other programs report bad input.
@@ -67,7 +101,12 @@ def main(argv=None):
     suffix = ".keras" if args.output.endswith(".keras") else ""
     with atomic_path(args.output, suffix=suffix) as tmp:
         model.save(tmp)
-    print(f"wrote {args.output}: {type(model).__name__}, {model.count_params():,} parameters")
+    carried = ("no vocabulary found: give --vocab, or --spm_model to the programs later"
+               if vocabulary is None else
+               f"with its vocabulary {vocabulary[2]} ({vocabulary[0].kind}, "
+               f"{vocabulary[0].size} pieces, {'lowercased' if vocabulary[1] else 'cased'})")
+    print(f"wrote {args.output}: {type(model).__name__}, {model.count_params():,} "
+          f"parameters, {carried}")
     return 0
 
 
