@@ -32,6 +32,16 @@ SHARING_MODES = ("all", "attention", "ffn", "none")
 # programs' "auto" picks "xla_cpu" or "xla" for the host (layers.fused_ops).
 FUSIONS = ("plain", "xla", "xla_cpu")
 
+# Where the factorized embedding projects E -> H:
+#   "after_norm"   the paper and the reference: word + position + token-type embeddings
+#                  summed at E, LayerNorm at E, then a dense E -> H with bias; the MLM
+#                  head maps H -> E and scores against the word matrix.
+#   "words_first"  brightmart/albert_zh: only the word embeddings are projected (E -> H,
+#                  no bias); position and token-type embeddings are H wide, added and
+#                  LayerNorm'd at H; the MLM head stays at H and scores through the
+#                  transposed projection and the word matrix.
+EMBEDDING_PROJECTIONS = ("after_norm", "words_first")
+
 # What a training step keeps for the backward pass (activation memory):
 #   "none"   every intermediate of every encoder block (fastest).
 #   "block"  only each encoder block's input; the backward pass recomputes the block's
@@ -129,6 +139,9 @@ _KNOWN_UNUSED_KEYS = {
     "pad_token_id", "bos_token_id", "eos_token_id", "classifier_dropout_prob",
     "position_embedding_type", "output_past", "layers_to_keep", "_name_or_path",
     "tie_word_embeddings",
+    # BERT's and brightmart/albert_zh's config keys (ln_type is checked by the converter).
+    "directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
+    "pooler_size_per_head", "pooler_type", "ln_type",
     # Task heads' settings, read by albert_keras.convert when it builds the task model.
     "id2label", "label2id", "num_labels", "problem_type",
 }
@@ -180,6 +193,7 @@ class AlbertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     sharing: str = "all"
+    embedding_projection: str = "after_norm"
     fusion: str = "plain"
     remat: str = "none"
 
@@ -206,6 +220,9 @@ class AlbertConfig:
                         self.num_hidden_groups, self.sharing)
         check_fusion(self.fusion)
         check_remat(self.remat)
+        if self.embedding_projection not in EMBEDDING_PROJECTIONS:
+            raise ValueError(f"AlbertConfig.embedding_projection {self.embedding_projection!r} "
+                             f"is unknown; use one of {', '.join(EMBEDDING_PROJECTIONS)}")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(
                 f"AlbertConfig.hidden_act {self.hidden_act!r} is unknown; use one of "
@@ -288,12 +305,14 @@ class AlbertConfig:
             if self.hidden_act not in table:
                 raise ValueError(
                     f"hidden_act {self.hidden_act!r} cannot be written in a {format} config")
-            if self.sharing != "all":
-                raise ValueError(
-                    f"sharing={self.sharing!r} cannot be expressed in a {format} config; "
-                    "use format='internal'")
+            for name, reference in (("sharing", "all"), ("embedding_projection", "after_norm")):
+                if values[name] != reference:
+                    raise ValueError(
+                        f"{name}={values[name]!r} cannot be expressed in a {format} config; "
+                        "use format='internal'")
             values["hidden_act"] = table[self.hidden_act]
-            del values["sharing"], values["fusion"], values["remat"]
+            del (values["sharing"], values["embedding_projection"], values["fusion"],
+                 values["remat"])
             if format == "transformers":
                 values.update(model_type="albert", architectures=["AlbertForPreTraining"],
                               pad_token_id=0, bos_token_id=2, eos_token_id=3,

@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 
-def call_reloaded(export_dir: str, expression: str, cwd: str, setup: str = ""):
-    """Loads export_dir as `m`, runs `setup` lines, and returns the JSON value of
-    `expression` (which must give JSON-able Python values)."""
+def call_reloaded(export_dir: str | None, expression: str, cwd: str, setup: str = ""):
+    """Loads export_dir as `m` (if given), runs `setup` lines, and returns the JSON
+    value of `expression` (which must give JSON-able Python values)."""
+    load = f"m = tf.saved_model.load({export_dir!r})" if export_dir else ""
     script = (
         "import sys, json, tensorflow as tf, tensorflow_text\n"
-        f"m = tf.saved_model.load({export_dir!r})\n"
+        f"{load}\n"
         f"{setup}\n"
         f"print(json.dumps({expression}))\n"
         "assert 'albert_keras' not in sys.modules\n"

@@ -182,33 +182,6 @@ def test_bert_checkpoint_names_the_missing_variable(tmp_path):
         from_tf1_checkpoint(prefix, write_reference_config(tmp_path, SMALL))
 
 
-def test_brightmart_layout_is_named_and_refused(tmp_path, capsys):
-    """brightmart/albert_zh checkpoints (layer_shared, word_embeddings_2 projecting
-    before the position embeddings and LayerNorm) cannot be computed by this model: one
-    line that says so, exit code 2."""
-    from albert_keras.convert.__main__ import main
-
-    embedding, hidden, inner = 8, 12, 20
-    shapes = {"bert/embeddings/word_embeddings": (40, embedding),
-              "bert/embeddings/word_embeddings_2": (embedding, hidden),
-              "bert/embeddings/position_embeddings": (16, hidden),
-              "bert/embeddings/token_type_embeddings": (2, hidden),
-              "bert/embeddings/LayerNorm/gamma": (hidden,),
-              "bert/embeddings/LayerNorm/beta": (hidden,),
-              "bert/encoder/layer_shared/attention/self/query/kernel": (hidden, hidden),
-              "bert/encoder/layer_shared/intermediate/dense/kernel": (hidden, inner)}
-    prefix = write_checkpoint(tmp_path, {name: np.zeros(shape, "float32")
-                                         for name, shape in shapes.items()})
-    config = write_reference_config(tmp_path, SMALL)
-    with pytest.raises(ConversionError, match="brightmart/albert_zh's layout"):
-        from_tf1_checkpoint(prefix, config)
-    assert main(["--from", "tf1", prefix, "--config", config,
-                 "--output", str(tmp_path / "m.keras")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --from tf1 ") and err.count("\n") == 1
-    assert "projects the word embeddings to the hidden size before" in err
-
-
 def test_wrong_shape_names_the_variable(tmp_path):
     arrays = reference_arrays(SMALL)
     name = "bert/encoder/transformer/group_1/inner_group_1/ffn_1/intermediate/dense/kernel"

@@ -64,6 +64,35 @@ def test_factorized_embedding_matches_numpy(tmp_path):
     assert_keras_round_trip(model, [ids, segments], tmp_path)
 
 
+def test_words_first_embedding_matches_numpy(tmp_path):
+    """brightmart/albert_zh's order: project the word rows (no bias), then add H-wide
+    position and token-type embeddings and LayerNorm at H; the tied MLM output goes
+    back through the transposed projection."""
+    layer = FactorizedEmbedding(50, 8, 12, type_vocab_size=2, max_position_embeddings=20,
+                                projection="words_first")
+    ids = np.array([[2, 7, 9, 3, 0], [2, 11, 3, 4, 3]], "int32")
+    segments = np.array([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]], "int32")
+    layer(ids, segments)
+    randomize(layer)
+    words = layer.word_embeddings.numpy()[ids] @ layer.projection.kernel.numpy()
+    summed = (words + layer.token_type_embeddings.numpy()[segments]
+              + layer.position_embeddings.numpy()[:5])
+    expected = layer_norm(summed, layer.layer_norm.gamma.numpy(), layer.layer_norm.beta.numpy())
+    np.testing.assert_allclose(layer(ids, segments).numpy(), expected, atol=1e-5)
+    assert layer.mlm_width == 12
+    assert layer.count_params() == 50 * 8 + 8 * 12 + 2 * 12 + 20 * 12 + 2 * 12
+    hidden = np.random.default_rng(0).normal(size=(3, 12)).astype("float32")
+    np.testing.assert_allclose(
+        layer.project_to_vocab(hidden).numpy(),
+        hidden @ layer.projection.kernel.numpy().T @ layer.word_embeddings.numpy().T,
+        rtol=1e-5, atol=1e-5)
+
+    ids_in = keras.Input((None,), dtype="int32")
+    seg_in = keras.Input((None,), dtype="int32")
+    model = keras.Model([ids_in, seg_in], layer(ids_in, seg_in))
+    assert_keras_round_trip(model, [ids, segments], tmp_path)
+
+
 def test_self_attention_matches_numpy_and_ignores_padding():
     layer = SelfAttention(16, 4)
     rng = np.random.default_rng(1)

@@ -1,6 +1,8 @@
 """Reference (google-research/albert) TF1 checkpoints -> our models:
 from_tf1_checkpoint (a pretraining checkpoint -> AlbertPretrainer) and
 squad2_answerer_from_tf1_checkpoint (a run_squad_v2.py one -> AlbertSquad2Answerer).
+from_tf1_checkpoint also reads brightmart/albert_zh checkpoints (their layout below),
+as a model with config.embedding_projection = "words_first".
 
 Variable names follow the reference modeling.py (see the project's reference notes):
 bert/embeddings/..., bert/encoder/transformer/group_G/inner_group_K/..., bert/pooler/...,
@@ -43,10 +45,14 @@ def from_tf1_checkpoint(checkpoint_prefix, config_json) -> AlbertPretrainer:
     freshly initialised, with a warning naming them.
     """
     checkpoint = _Checkpoint(checkpoint_prefix)
-    pretrainer = AlbertPretrainer(_read_config(config_json))
+    config = _read_config(config_json)
+    brightmart = checkpoint.is_brightmart()
+    if brightmart:
+        config = _brightmart_config(config, config_json, checkpoint.origin)
+    pretrainer = AlbertPretrainer(config)
     mlm, sop = pretrainer.mlm_head, pretrainer.sop_head
     checkpoint.load(pretrainer, {
-        **_backbone_parts(pretrainer.backbone),
+        **(_brightmart_backbone_parts if brightmart else _backbone_parts)(pretrainer.backbone),
         "mlm_head": [*dense("cls/predictions/transform/dense", mlm.dense),
                      *layer_norm("cls/predictions/transform/LayerNorm", mlm.layer_norm),
                      Mapping("cls/predictions/output_bias", mlm.output_bias)],
@@ -107,7 +113,9 @@ class _Checkpoint:
         self.origin = origin
         self.available = {name for name in self.reader.get_variable_to_shape_map()
                           if not _is_training_state(name)}
-        _check_not_brightmart(self.available, origin)
+
+    def is_brightmart(self) -> bool:
+        return any(name.startswith(_BRIGHTMART_NAMES) for name in self.available)
 
     def load(self, model, parts: dict[str, list[Mapping]]) -> None:
         """Assigns the parts (_OPTIONAL_PARTS may be absent: warned about, or for the
@@ -130,23 +138,54 @@ class _Checkpoint:
                           stacklevel=3)
 
 
-# brightmart/albert_zh's layout: its word embeddings [V, E] are projected to H
-# (word_embeddings_2 [E, H], no bias) before the position and token-type embeddings
-# ([P, H], [2, H]) are added and LayerNorm'd at H, and its MLM output goes back through
-# the projection. The reference ALBERT (and this model) add and normalise at E, then
-# project with a bias: no assignment of weights makes one compute the other.
+# brightmart/albert_zh's layout (its modeling.py and run_pretraining.py): the word
+# embeddings [V, E] are projected to H by word_embeddings_2 [E, H] (no bias) before the
+# position and token-type embeddings ([P, H], [2, H]) are added and LayerNorm'd at H; one
+# BERT-named post-LN block under encoder/layer_shared serves every layer; the MLM
+# transform is H -> H with LayerNorm at H, and the output goes back through the
+# transposed projection to the word matrix.
 _BRIGHTMART_NAMES = ("bert/embeddings/word_embeddings_2", "bert/encoder/layer_shared/")
+_BRIGHTMART_BLOCK = "bert/encoder/layer_shared"
 
 
-def _check_not_brightmart(names, origin: str) -> None:
-    found = sorted(name for name in names if name.startswith(_BRIGHTMART_NAMES))
-    if found:
-        raise ConversionError(
-            f"{origin} is in brightmart/albert_zh's layout ({found[0]}): it projects the "
-            f"word embeddings to the hidden size before adding the position and token-type "
-            f"embeddings and LayerNorm, where the reference ALBERT (this model) projects "
-            f"after; its weights cannot be converted. Use Google's albert_*_zh checkpoints "
-            f"or a transformers ALBERT")
+def _brightmart_config(config: AlbertConfig, config_json, origin: str) -> AlbertConfig:
+    """The config for a brightmart checkpoint: one shared block, words_first."""
+    import dataclasses
+    import json
+
+    if not isinstance(config_json, AlbertConfig):
+        with open(config_json, encoding="utf-8") as f:
+            ln_type = json.load(f).get("ln_type", "postln")
+        if ln_type != "postln":
+            raise ConversionError(
+                f"{config_json}: ln_type {ln_type!r}: only brightmart's post-LayerNorm "
+                f"blocks (postln, the reference's and its released checkpoints') convert")
+    return dataclasses.replace(config, num_hidden_groups=1, inner_group_num=1,
+                               embedding_projection="words_first")
+
+
+def _brightmart_backbone_parts(backbone) -> dict[str, list[Mapping]]:
+    embedding, encoder = backbone.embedding, backbone.encoder
+    attention, feed_forward = encoder.group_sublayers(0, 0)
+    block = _BRIGHTMART_BLOCK
+    return {
+        "backbone": [
+            Mapping("bert/embeddings/word_embeddings", embedding.word_embeddings),
+            Mapping("bert/embeddings/word_embeddings_2", embedding.projection.kernel),
+            Mapping("bert/embeddings/token_type_embeddings", embedding.token_type_embeddings),
+            Mapping("bert/embeddings/position_embeddings", embedding.position_embeddings),
+            *layer_norm("bert/embeddings/LayerNorm", embedding.layer_norm),
+            *dense(f"{block}/attention/self/query", attention.query),
+            *dense(f"{block}/attention/self/key", attention.key),
+            *dense(f"{block}/attention/self/value", attention.value),
+            *dense(f"{block}/attention/output/dense", attention.output_dense),
+            *layer_norm(f"{block}/attention/output/LayerNorm", attention.layer_norm),
+            *dense(f"{block}/intermediate/dense", feed_forward.intermediate),
+            *dense(f"{block}/output/dense", feed_forward.output_dense),
+            *layer_norm(f"{block}/output/LayerNorm", feed_forward.layer_norm),
+        ],
+        "pooler": dense("bert/pooler/dense", backbone.pooler.dense),
+    }
 
 
 def _is_training_state(name: str) -> bool:

@@ -42,7 +42,9 @@ class Pooler(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="albert_keras")
 class MaskedLMHead(keras.layers.Layer):
     """Gathers the masked positions, then Dense(H -> E, act) -> LayerNorm(E) ->
-    logits = x . word_embeddings^T + bias[V], the output matrix tied to the input one.
+    logits = x . word_embeddings^T + bias[V], the output matrix tied to the input one
+    (with the "words_first" embedding: Dense(H -> H), LayerNorm(H), then back through
+    the transposed projection; embedding.mlm_width is that E or H).
 
     Only the P masked positions reach the vocabulary projection, not all seq positions.
     Logits are returned in float32.
@@ -61,7 +63,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         self.dense = keras.layers.Dense(
-            embedding.embedding_size, activation=get_activation(activation),
+            embedding.mlm_width, activation=get_activation(activation),
             kernel_initializer=_initializer(initializer_range), dtype=self.dtype_policy,
             name="dense")
         self.layer_norm = keras.layers.LayerNormalization(
@@ -71,7 +73,7 @@ class MaskedLMHead(keras.layers.Layer):
         if not self.embedding.built:
             self.embedding.build(None)
         self.dense.build((None, None, sequence_output_shape[-1]))
-        self.layer_norm.build((None, None, self.embedding.embedding_size))
+        self.layer_norm.build((None, None, self.embedding.mlm_width))
         self.output_bias = self.add_weight(
             shape=(self.embedding.vocab_size,), initializer="zeros", name="output_bias")
         self.built = True

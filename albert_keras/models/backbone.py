@@ -80,7 +80,8 @@ class AlbertBackbone(keras.Model):
             type_vocab_size=config.type_vocab_size,
             max_position_embeddings=config.max_position_embeddings,
             dropout=config.hidden_dropout_prob, layer_norm_eps=config.layer_norm_eps,
-            initializer_range=config.initializer_range, dtype=dtype, name="embeddings")
+            initializer_range=config.initializer_range,
+            projection=config.embedding_projection, dtype=dtype, name="embeddings")
         encoder = SharedEncoder(
             config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
             config.intermediate_size, num_groups=config.num_hidden_groups,
