@@ -207,8 +207,9 @@ def forward_flops(cfg, batch: int, seq: int, masked: int = 0, heads: bool = Fals
     return float(flops)
 
 
-def matmul_ceiling_worker():
-    """Worker: GFLOP/s of tf.matmul 4096 x 4096 in float32 and bfloat16."""
+def matmul_ceiling_runner():
+    """run(n_steps) -> {"times": {dtype: seconds per call}} of tf.matmul 4096 x 4096 in
+    float32 and bfloat16, warmed up: the machine's same-run matmul ceiling."""
     import tensorflow as tf
 
     n = 4096
@@ -231,5 +232,11 @@ def matmul_ceiling_worker():
             out[dtype] = times
         return {"times": out}
 
+    return run
+
+
+def matmul_ceiling_worker():
+    """Worker: GFLOP/s of tf.matmul 4096 x 4096 in float32 and bfloat16."""
+    run = matmul_ceiling_runner()
     reply({"ready": True})
     serve({"run": run})

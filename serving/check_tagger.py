@@ -21,7 +21,9 @@ import tensorflow as tf
 
 import albert_keras  # noqa: F401  (registers the model classes for load_model)
 from albert_keras.tasks.tagging import data as tagging
-from albert_keras.tokenizer import AlbertTokenizer
+from albert_keras.models.model_vocabulary import carried_vocabulary, choose_vocabulary
+from albert_keras.tokenizer import tokenizer_for
+from albert_keras.vocabulary import read_vocabulary
 from serving.export import load_model
 
 
@@ -51,16 +53,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.check_tagger",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the tagger's .keras file or run dir")
-    parser.add_argument("--spm_model", required=True)
+    parser.add_argument("--spm_model", "--vocab", default=None,
+                        help="the vocabulary, for a model that carries none")
     parser.add_argument("--export_dir", required=True, help="the SavedModel version directory")
     parser.add_argument("--data", action="append", required=True, help="a tagged file")
-    parser.add_argument("--cased", action="store_true")
+    parser.add_argument("--cased", action="store_true", default=None)
     args = parser.parse_args(argv)
     model = load_model(args.model)
     if not isinstance(model, albert_keras.AlbertTagger) or model.settings is None:
         print(f"error: {args.model} is not a fine-tuned AlbertTagger", file=sys.stderr)
         return 2
-    tokenizer = AlbertTokenizer.from_file(args.spm_model, lower_case=not args.cased)
+    try:
+        chosen = choose_vocabulary(
+            carried_vocabulary(model), read_vocabulary(args.spm_model) if args.spm_model else None,
+            None if args.cased is None else not args.cased, replace=False, model=args.model,
+            given_name=args.spm_model or "")
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    tokenizer = tokenizer_for(chosen.vocabulary, lower_case=chosen.lower_case)
     sentences = [s for path in args.data for s in tagging.read_tagged_file(path)]
     result = compare(model, tokenizer, args.export_dir, sentences)
     print(json.dumps(result))
