@@ -68,7 +68,10 @@ def normalize_char(char: str, lower_case: bool) -> str:
 
 
 def stands_alone(char: str, lower_case: bool) -> bool:
-    """A CJK ideograph or punctuation: always a word by itself."""
+    """A CJK ideograph or punctuation: always a word by itself (a deleted character,
+    an unassigned code point in a CJK block say, is never one: it is gone first)."""
+    if is_deleted(char):
+        return False
     if is_cjk(char):
         return True
     normalized = normalize_char(char, lower_case)

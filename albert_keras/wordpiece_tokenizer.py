@@ -30,10 +30,20 @@ def _patterns(lower_case: bool) -> dict[str, str]:
     alone = regex_class(lambda c: wordpiece.stands_alone(c, lower_case))
     return {
         "deleted": regex_class(wordpiece.is_deleted),
-        "marks": regex_class(lambda c: unicodedata.category(c) == "Mn"),
+        # After NFD: NFD makes no deleted character, and a deleted one (a starter)
+        # never changes how marks reorder, so one pass removes both.
+        "deleted_or_mark": regex_class(
+            lambda c: wordpiece.is_deleted(c) or unicodedata.category(c) == "Mn"),
         "split": f"{separator}+|{alone}",
         "alone": alone,
+        # On normalised text (tokenize): a separator run, or a character that is CJK or
+        # punctuation itself, -> " \\1 ", so that words lie between spaces.
+        "spaced": f"{separator}+|({regex_class(_alone_when_normalized)})",
     }
+
+
+def _alone_when_normalized(char: str) -> bool:
+    return wordpiece.is_cjk(char) or wordpiece.is_punctuation(char)
 
 
 class AlbertWordPieceTokenizer(tf.Module):
@@ -62,24 +72,22 @@ class AlbertWordPieceTokenizer(tf.Module):
     def normalize(self, text) -> tf.Tensor:
         """Deleted characters removed; with lower_case NFD, marks dropped, lowercase."""
         patterns = _patterns(self.lower_case)
-        text = tf.strings.regex_replace(without_nul(tf.convert_to_tensor(text, tf.string)),
-                                        patterns["deleted"], "")
-        if self.lower_case:
-            text = tf_text.normalize_utf8(text, "NFD")
-            text = tf.strings.regex_replace(text, patterns["marks"], "")
-            text = tf.strings.lower(text, encoding="utf-8")
-        return text
-
-    def _words(self, text, with_offsets: bool):
         text = tf.convert_to_tensor(text, tf.string)
+        if not self.lower_case:
+            return tf.strings.regex_replace(text, patterns["deleted"], "")
+        text = tf_text.normalize_utf8(without_nul(text), "NFD")
+        text = tf.strings.regex_replace(text, patterns["deleted_or_mark"], "")
+        return tf.strings.lower(text, encoding="utf-8")
+
+    def _words(self, text):
+        """Raw words [batch, (words)] with their byte offsets."""
         if text.shape.rank != 1:
-            raise ValueError(f"tokenize takes a batch of strings [batch], got shape {text.shape}")
+            raise ValueError(f"tokenize_with_offsets takes a batch of strings [batch], got "
+                             f"shape {text.shape}")
         patterns = _patterns(self.lower_case)
         # NUL and U+0001 are both deleted control characters of one byte.
-        if with_offsets:
-            return tf_text.regex_split_with_offsets(without_nul(text), patterns["split"],
-                                                    patterns["alone"])
-        return tf_text.regex_split(without_nul(text), patterns["split"], patterns["alone"])
+        return tf_text.regex_split_with_offsets(without_nul(text), patterns["split"],
+                                                patterns["alone"])
 
     def _wordpiece_input(self, normalized: tf.Tensor) -> tf.Tensor:
         """A word of more than MAX_WORD_CHARS characters is one [UNK] (BERT's rule)."""
@@ -88,17 +96,27 @@ class AlbertWordPieceTokenizer(tf.Module):
         return tf.where(too_long, tf.constant(self._unknown), normalized), too_long
 
     def tokenize(self, text) -> tf.RaggedTensor:
-        """Strings [batch] -> int32 ids RaggedTensor [batch, (pieces)]."""
-        words = self._words(text, with_offsets=False)
-        inputs, _ = self._wordpiece_input(self.normalize(words.flat_values))
-        pieces = self.wordpiece.tokenize(inputs)  # [words, (pieces)]
-        return words.with_flat_values(pieces).merge_dims(1, 2)
+        """Strings [batch] -> int32 ids RaggedTensor [batch, (pieces)].
+
+        The ids of tokenize_with_offsets, faster: the whole text is normalised first
+        (normalisation works character by character, and no character that stands alone
+        normalises into one that does not, or the reverse), then each separator run and
+        each character that stands alone is spaced apart and the words lie between
+        spaces (tests check both paths against the Python one)."""
+        text = tf.convert_to_tensor(text, tf.string)
+        if text.shape.rank != 1:
+            raise ValueError(f"tokenize takes a batch of strings [batch], got shape {text.shape}")
+        spaced = tf.strings.regex_replace(self.normalize(text),
+                                          _patterns(self.lower_case)["spaced"], " \\1 ")
+        words = tf.strings.split(spaced)  # on ASCII whitespace: all that is left of it
+        inputs, _ = self._wordpiece_input(words.flat_values)
+        return words.with_flat_values(self.wordpiece.tokenize(inputs)).merge_dims(1, 2)
 
     def tokenize_with_offsets(self, text):
         """Strings [batch] -> (ids, starts, ends), int32 RaggedTensors [batch, (pieces)]:
         the pieces of `tokenize` and each one's span in the raw text, in code points."""
         text = tf.convert_to_tensor(text, tf.string)
-        words, word_begin, _ = self._words(text, with_offsets=True)
+        words, word_begin, _ = self._words(text)
         normalized = self.normalize(words.flat_values)
         inputs, too_long = self._wordpiece_input(normalized)
         pieces, begin, end = self.wordpiece.tokenize_with_offsets(inputs)

@@ -209,3 +209,23 @@ def test_wordpiece_vocabulary_on_chinese_text(tmp_path):
         assert not np.isin(ids[positions], [special.cls, special.sep, special.pad]).any()
     assert starts[True] > 100  # CJK characters, each a word
     assert sum(((r["input_ids"] == special.mask).sum() for r in records)) > 0
+
+    # Dynamic masking in the training pipeline, with the vocabulary's ids: [MASK] is 103,
+    # random replacements come from the ordinary ids (104 on), specials are never chosen.
+    from albert_keras.data import pretraining_dataset
+
+    dynamic = cpd.run(cpd.parse_args([
+        "--input", str(tmp_path / "zh.txt"), "--spm_model", wordpiece_vocab_file(),
+        "--output_dir", str(tmp_path / "dynamic"), "--max_seq_length", "64",
+        "--dupe_factor", "1", "--num_output_files", "1", "--seed", "3"]))
+    batch = next(iter(pretraining_dataset(
+        dynamic["files_written"], 64, 64, 20, training=False, seed=1,
+        vocab_size=vocabulary.size, special=special)))
+    ids = batch["input_ids"].numpy()
+    weights = batch["masked_lm_weights"].numpy() > 0
+    chosen = np.take_along_axis(ids, batch["masked_lm_positions"].numpy(), 1)[weights]
+    originals = batch["masked_lm_ids"].numpy()[weights]
+    assert not np.isin(originals, [special.cls, special.sep, special.pad]).any()
+    assert (chosen == special.mask).mean() > 0.7 and not (chosen == 4).any()
+    replaced = chosen[(chosen != special.mask) & (chosen != originals)]
+    assert len(replaced) and (replaced >= special.first_ordinary).all()

@@ -119,3 +119,27 @@ def test_saved_model_reloads_with_only_tensorflow_text(tmp_path):
         setup=f"out = m.tokenize(tf.constant({texts!r}))")
     assert reloaded == expected
     np.testing.assert_array_equal(np.array(expected["packed"])[:, 0], 101)
+
+
+@pytest.mark.parametrize("lower_case", [True, False], ids=["uncased", "cased"])
+def test_normalising_the_whole_text_first_cuts_the_same_words(lower_case):
+    """Why the graph's `tokenize` may normalise the text before cutting it into words
+    (AlbertWordPieceTokenizer.tokenize): over every code point, a separator normalises to
+    separators, a character that stands alone to one character that is CJK or
+    punctuation, and any other to characters that are neither."""
+    wrong = []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        normalized = wordpiece.normalize_char(char, lower_case)
+        alone_after = [wordpiece.is_cjk(c) or wordpiece.is_punctuation(c) for c in normalized]
+        if wordpiece.is_separator(char):
+            ok = normalized and all(c.isspace() for c in normalized)
+        elif wordpiece.stands_alone(char, lower_case):
+            ok = len(normalized) == 1 and alone_after[0]
+        else:
+            ok = not any(alone_after) and not any(c.isspace() for c in normalized)
+        if not ok:
+            wrong.append(hex(code))
+    assert wrong == []
