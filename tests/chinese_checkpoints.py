@@ -81,10 +81,12 @@ def brightmart_arrays(vocab_size, seed=7):
     return arrays
 
 
-def brightmart(directory, vocab_path, vocab_size):
+def brightmart(directory, vocab_path, vocab_size, hidden_act="relu"):
+    """hidden_act: as its configs write it ("relu" in some, "gelu", the tanh form, in
+    others); the converted model computes what the config says."""
     prefix = write_checkpoint(directory, brightmart_arrays(vocab_size))
     (directory / "albert_config.json").write_text(json.dumps(dict(
-        SIZES, vocab_size=vocab_size, hidden_act="gelu", hidden_dropout_prob=0.0,
+        SIZES, vocab_size=vocab_size, hidden_act=hidden_act, hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0, initializer_range=0.02, directionality="bidi",
         pooler_fc_size=768, pooler_num_attention_heads=12, pooler_num_fc_layers=3,
         pooler_size_per_head=128, pooler_type="first_token_transform", ln_type="postln")))
@@ -92,7 +94,7 @@ def brightmart(directory, vocab_path, vocab_size):
     return prefix, str(directory / "albert_config.json")
 
 
-def brightmart_reference(prefix, features):
+def brightmart_reference(prefix, features, hidden_act="relu"):
     """brightmart's equations in a TF1 graph that restores the checkpoint by name:
     sequence_output, pooled_output, mlm_logits (at masked_lm_positions), sop_logits."""
     reader = tf.train.load_checkpoint(prefix)
@@ -120,7 +122,9 @@ def brightmart_reference(prefix, features):
             return ((x - mean) * tf.math.rsqrt(variance + 1e-12) * var(f"{scope}/gamma")
                     + var(f"{scope}/beta"))
 
-        def gelu(x):  # BERT's (and brightmart's) tanh approximation
+        def activation(x):  # modeling.get_activation: relu, or BERT's tanh-form gelu
+            if hidden_act == "relu":
+                return tf.nn.relu(x)
             return 0.5 * x * (1.0 + tf.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
 
         batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
@@ -147,12 +151,12 @@ def brightmart_reference(prefix, features):
                                  [batch, length, H])
             attention = layer_norm(dense(context, f"{block}/attention/output/dense") + x,
                                    f"{block}/attention/output/LayerNorm")
-            inner = gelu(dense(attention, f"{block}/intermediate/dense"))
+            inner = activation(dense(attention, f"{block}/intermediate/dense"))
             x = layer_norm(dense(inner, f"{block}/output/dense") + attention,
                            f"{block}/output/LayerNorm")
         pooled = tf.tanh(dense(x[:, 0], "bert/pooler/dense"))
         gathered = tf.gather(x, positions, batch_dims=1)
-        transformed = layer_norm(gelu(dense(gathered, "cls/predictions/transform/dense")),
+        transformed = layer_norm(activation(dense(gathered, "cls/predictions/transform/dense")),
                                  "cls/predictions/transform/LayerNorm")
         projected = tf.matmul(transformed, var("bert/embeddings/word_embeddings_2"),
                               transpose_b=True)

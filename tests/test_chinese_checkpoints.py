@@ -93,7 +93,7 @@ def test_transformers_zh_equals_transformers(converted):
 def test_brightmart_equals_its_tf1_equations(converted):
     model = keras.saving.load_model(converted["brightmart"][0], compile=False)
     assert model.config.embedding_projection == "words_first"
-    assert model.config.num_hidden_groups == 1 and model.config.hidden_act == "gelu_tanh"
+    assert model.config.num_hidden_groups == 1 and model.config.hidden_act == "relu"
     features = features_for(model)
     from transformers_reference import our_outputs
 
@@ -145,3 +145,26 @@ def test_each_family_fine_tunes_and_serves_raw_chinese(converted, vocabulary, tm
                   training=False)))
         np.testing.assert_allclose(np.array(got[family]), expected, atol=1e-5,
                                    err_msg=family)
+
+
+def test_brightmart_embedding_size_comes_from_its_word_table(vocabulary, tmp_path):
+    """Some brightmart modeling.py versions built E = H whatever the config's
+    embedding_size said: the checkpoint's word table decides; gelu as its configs
+    write it is the tanh form."""
+    prefix, config = standins.brightmart(tmp_path, wordpiece_vocab_file(), vocabulary.size,
+                                         hidden_act="gelu")
+    values = json.loads(open(config).read())
+    values["embedding_size"] = 128
+    open(config, "w").write(json.dumps(values))
+    output = str(tmp_path / "converted.keras")
+    assert convert(["--from", "tf1", prefix, "--config", config, "--output", output]) == 0
+    model = keras.saving.load_model(output, compile=False)
+    assert model.config.embedding_size == standins.SIZES["embedding_size"]
+    assert model.config.hidden_act == "gelu_tanh"
+    from transformers_reference import our_outputs
+
+    features = features_for(model)
+    ours = our_outputs(model, features)
+    expected = standins.brightmart_reference(prefix, features, hidden_act="gelu")
+    for name, value in expected.items():
+        assert np.abs(np.asarray(ours[name]) - value).max() <= ATOL, name

@@ -48,7 +48,7 @@ def from_tf1_checkpoint(checkpoint_prefix, config_json) -> AlbertPretrainer:
     config = _read_config(config_json)
     brightmart = checkpoint.is_brightmart()
     if brightmart:
-        config = _brightmart_config(config, config_json, checkpoint.origin)
+        config = _brightmart_config(config, config_json, checkpoint)
     pretrainer = AlbertPretrainer(config)
     mlm, sop = pretrainer.mlm_head, pretrainer.sop_head
     checkpoint.load(pretrainer, {
@@ -114,6 +114,11 @@ class _Checkpoint:
         self.available = {name for name in self.reader.get_variable_to_shape_map()
                           if not _is_training_state(name)}
 
+    def shape(self, name: str) -> list:
+        if name not in self.available:
+            raise ConversionError(f"{self.origin}: missing variable '{name}'")
+        return self.reader.get_variable_to_shape_map()[name]
+
     def is_brightmart(self) -> bool:
         return any(name.startswith(_BRIGHTMART_NAMES) for name in self.available)
 
@@ -148,8 +153,10 @@ _BRIGHTMART_NAMES = ("bert/embeddings/word_embeddings_2", "bert/encoder/layer_sh
 _BRIGHTMART_BLOCK = "bert/encoder/layer_shared"
 
 
-def _brightmart_config(config: AlbertConfig, config_json, origin: str) -> AlbertConfig:
-    """The config for a brightmart checkpoint: one shared block, words_first."""
+def _brightmart_config(config: AlbertConfig, config_json, checkpoint) -> AlbertConfig:
+    """The config for a brightmart checkpoint: one shared block, words_first, and the
+    embedding size its word table has (some of its modeling.py versions built E = H
+    whatever embedding_size said)."""
     import dataclasses
     import json
 
@@ -160,7 +167,9 @@ def _brightmart_config(config: AlbertConfig, config_json, origin: str) -> Albert
             raise ConversionError(
                 f"{config_json}: ln_type {ln_type!r}: only brightmart's post-LayerNorm "
                 f"blocks (postln, the reference's and its released checkpoints') convert")
+    embedding_size = checkpoint.shape("bert/embeddings/word_embeddings")[1]
     return dataclasses.replace(config, num_hidden_groups=1, inner_group_num=1,
+                               embedding_size=int(embedding_size),
                                embedding_projection="words_first")
 
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from albert_keras.atomic_file import write_json
 from albert_keras.tasks.question_answering.squad_files import load_json, read_squad, squad_examples
+from albert_keras.tasks.question_answering import cmrc2018_eval
 from albert_keras.tasks.question_answering import official_eval as evaluate_squad
 from albert_keras.tasks.question_answering.dataset import predict_answers
 from albert_keras.tasks.question_answering.settings import AnsweringSettings
@@ -43,6 +44,11 @@ class SquadData:
                                           section.answers(self.version_2))
         self.search_threshold = self.version_2 and section.null_threshold is None
         self.eval_file = experiment.eval_file
+        metric = section.metric
+        if metric == "auto":
+            metric = ("cmrc2018" if self.eval_data is not None
+                      and cmrc2018_eval.is_chinese(self.eval_data) else "squad")
+        self.metric = metric
 
 
 def widened_answers(examples, tokenizer, batch_size: int = 256) -> tuple:
@@ -78,6 +84,9 @@ def evaluate(model, tokenizer, data: SquadData, settings: AnsweringSettings,
     forward = forward or forward_function(model)
     found = predict_answers(forward, tokenizer, data.eval, settings.windows, settings.answers)
     predictions = {e.qid: a["text"] for e, a in zip(data.eval, found)}
+    if data.metric == "cmrc2018" and not data.version_2:
+        return cmrc2018_eval.evaluate(data.eval_data, predictions, data.eval_file), \
+            predictions, None
     if not data.version_2:
         return evaluate_squad.evaluate_v1(data.eval_data, predictions, data.eval_file), \
             predictions, None

@@ -2,6 +2,11 @@
 
     python -m training.evaluate_squad DATA_JSON PREDICTIONS_JSON \
         [--na_prob_file NULL_ODDS_JSON] [--na_prob_thresh 1.0] [--squad_version auto]
+        [--metric auto|squad|cmrc2018]
+
+--metric cmrc2018 (or auto, for data whose contexts are mostly CJK ideographs) scores
+with CMRC 2018's character-level rules and prints its official script's JSON
+(albert_keras/tasks/question_answering/cmrc2018_eval.py).
 
 PREDICTIONS_JSON maps question id -> answer text ("" for no answer). For a SQuAD 2.0
 file it prints the JSON of the official v2.0 script: exact, f1, total, HasAns_* and
@@ -34,6 +39,7 @@ import re
 import string
 import sys
 
+from albert_keras.tasks.question_answering import cmrc2018_eval
 from albert_keras.tasks.question_answering.squad_files import SquadFormatError, load_json
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -190,10 +196,18 @@ def _string_map(obj, path: str, value_type) -> dict:
 
 
 def evaluate_files(data_path: str, predictions_path: str, na_prob_path: str | None = None,
-                   na_prob_thresh: float = 1.0, squad_version: str = "auto") -> dict:
+                   na_prob_thresh: float = 1.0, squad_version: str = "auto",
+                   metric: str = "squad") -> dict:
     data = load_json(data_path, "SQuAD data")
     predictions = _string_map(load_json(predictions_path, "predictions"),
                               predictions_path, str)
+    if metric == "auto":
+        metric = "cmrc2018" if cmrc2018_eval.is_chinese(data) else "squad"
+    if metric == "cmrc2018":
+        if na_prob_path:
+            raise SquadFormatError("--na_prob_file applies to SQuAD 2.0 only")
+        return cmrc2018_eval.official_output(
+            cmrc2018_eval.evaluate(data, predictions, data_path), predictions_path)
     if squad_version == "auto":
         squad_version = "1.1" if isinstance(data, dict) and data.get("version") == "1.1" \
             else "2.0"
@@ -217,14 +231,18 @@ def main(argv=None) -> int:
     parser.add_argument("--na_prob_thresh", type=float, default=1.0,
                         help="a no-answer score above this counts as answering \"\"")
     parser.add_argument("--squad_version", choices=("auto", "1.1", "2.0"), default="auto")
+    parser.add_argument("--metric", choices=("auto", "squad", "cmrc2018"), default="auto",
+                        help="squad: the official SQuAD scripts (words); cmrc2018: CMRC "
+                             "2018's character-level EM and F1; auto: cmrc2018 for data "
+                             "whose contexts are mostly CJK ideographs")
     args = parser.parse_args(argv)
     try:
         result = evaluate_files(args.data_json, args.predictions_json, args.na_prob_file,
-                                args.na_prob_thresh, args.squad_version)
+                                args.na_prob_thresh, args.squad_version, args.metric)
     except SquadFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    indent = None if "exact_match" in result else 2  # each official script's layout
+    indent = None if "exact_match" in result or "AVERAGE" in result else 2  # the scripts' layouts
     print(json.dumps(result, indent=indent))
     return 0
 

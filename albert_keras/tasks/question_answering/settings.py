@@ -11,6 +11,7 @@ from albert_keras.tasks.task import SettingError
 
 QA_HEADS = ("span", "squad2")
 SQUAD_VERSIONS = ("auto", "1.1", "2.0")
+METRICS = ("auto", "squad", "cmrc2018")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,10 @@ class QuestionAnsweringConfig:
     qa_head: "span" (run_squad_v1.py, transformers' AlbertForQuestionAnswering) or
     "squad2" (the reference SQuAD 2.0 head: start-conditioned ends, answerability).
     squad_version "auto": 2.0 when a file has an unanswerable question.
-    null_threshold (SQuAD 2.0): null: the eval file's best-F1 threshold."""
+    null_threshold (SQuAD 2.0): null: the eval file's best-F1 threshold.
+    metric: "squad" (the official SQuAD scripts: words), "cmrc2018" (CMRC 2018's
+    character-level EM and F1, for Chinese) or "auto" (cmrc2018 when the eval file's
+    contexts are mostly CJK ideographs)."""
 
     qa_head: str = "span"
     squad_version: str = "auto"
@@ -106,12 +110,15 @@ class QuestionAnsweringConfig:
     n_best_size: int = AnswerSettings.n_best_size
     max_answer_length: int = AnswerSettings.max_answer_length
     null_threshold: float | None = None
+    metric: str = "auto"
 
     def validate(self, experiment, fail):
         if self.qa_head not in QA_HEADS:
             fail("qa_head", f"use {' or '.join(QA_HEADS)}, not {self.qa_head!r}")
         if self.squad_version not in SQUAD_VERSIONS:
             fail("squad_version", f"use {', '.join(SQUAD_VERSIONS)}, not {self.squad_version!r}")
+        if self.metric not in METRICS:
+            fail("metric", f"use {', '.join(METRICS)}, not {self.metric!r}")
         if self.null_threshold is not None and (
                 isinstance(self.null_threshold, bool)
                 or not isinstance(self.null_threshold, (int, float))):
