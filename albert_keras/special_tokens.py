@@ -45,21 +45,26 @@ SENTENCEPIECE_IDS = SpecialIds(PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID)
 
 WORD_START = "\u2581"  # "▁", SentencePiece's marker for a piece that starts a word
 
-# Single punctuation pieces count as word starts, as in the reference _is_start_piece.
-_PUNCTUATION_PIECES = frozenset(string.punctuation)
+# The reference _is_start_piece_sp's characters: ASCII punctuation (and the euro and
+# pound signs) start a word; a piece made only of them and English letters may continue
+# one; any other character (a digit, an accented or CJK character) makes the piece a
+# word of its own ("for foreign characters, we always treat them as a whole piece").
+_PUNCTUATION_PIECES = frozenset(string.punctuation) | {"€", "£"}
+_ENGLISH = frozenset(string.ascii_lowercase) | _PUNCTUATION_PIECES
 
 
 def is_word_start_piece(piece: str) -> bool:
     """Whether a SentencePiece piece starts a whole word for masking (the reference
-    _is_start_piece).
-
-    "▁"-prefixed pieces, "<unk>"-like pieces, single punctuation and the special tokens.
-    """
+    _is_start_piece_sp): "▁"-prefixed pieces, "<unk>"-like pieces, the special tokens, a
+    single punctuation character, and every piece with a character outside English
+    letters and punctuation, so that text without spaces (Chinese) masks piece by piece
+    rather than from one punctuation mark to the next."""
     return (
         piece.startswith(WORD_START)
         or piece.startswith("<")
         or piece in _PUNCTUATION_PIECES
         or piece in SPECIAL_PIECES
+        or not all(c.lower() in _ENGLISH for c in piece)
     )
 
 

@@ -229,3 +229,78 @@ def test_wordpiece_vocabulary_on_chinese_text(tmp_path):
     assert (chosen == special.mask).mean() > 0.7 and not (chosen == 4).any()
     replaced = chosen[(chosen != special.mask) & (chosen != originals)]
     assert len(replaced) and (replaced >= special.first_ordinary).all()
+
+
+def test_paragraph_per_line_input_is_split_into_sentences(tmp_path):
+    """--input_format paragraphs: each line a document of the sentences the rule finds,
+    blank lines ignored."""
+    from albert_keras.data.corpus import CorpusCounts, read_documents
+
+    path = tmp_path / "zh.txt"
+    path.write_text("北京是首都。上海是城市！对吗？\n\n只有一句\nFirst one. Second one.\n",
+                    encoding="utf-8")
+    counts = CorpusCounts()
+    documents = list(read_documents(str(path), counts=counts, input_format="paragraphs"))
+    assert documents == [[(1, "北京是首都。"), (1, "上海是城市！"), (1, "对吗？")],
+                         [(3, "只有一句")], [(4, "First one."), (4, "Second one.")]]
+    assert (counts.documents, counts.sentences) == (3, 6)
+    sentences = list(read_documents(str(path)))
+    assert len(sentences) == 2 and len(sentences[1]) == 2  # the reference format
+
+
+def _surface_rule_shares(records, vocabulary):
+    """For simple surface rules over the two segments (a segment starts or ends with
+    punctuation or a sentence-final mark), the share of swapped pairs among the
+    instances each applies to: {rule: (instances it applies to, swapped share)}."""
+    from albert_keras.wordpiece import is_punctuation
+
+    final = set("。！？；")
+    found = {}
+    for record in records:
+        n = int(record["input_mask"].sum())
+        ids = record["input_ids"][:n]
+        sep = int(np.flatnonzero(ids == vocabulary.special.sep)[0])
+        a = [vocabulary.pieces[i] for i in ids[1:sep]]
+        b = [vocabulary.pieces[i] for i in ids[sep + 1:n - 1]]
+        label = int(record["next_sentence_labels"][0])
+        for name, segment in (("A", a), ("B", b)):
+            for place, piece in (("starts", segment[0]), ("ends", segment[-1])):
+                for kind, holds in (("punctuation", is_punctuation(piece[0])),
+                                    ("a final mark", piece in final)):
+                    if holds:
+                        count, swapped = found.get(f"{name} {place} with {kind}", (0, 0))
+                        found[f"{name} {place} with {kind}"] = (count + 1, swapped + label)
+    return {rule: (count, swapped / count) for rule, (count, swapped) in found.items()}
+
+
+def test_sop_pairs_of_chinese_paragraphs_carry_no_surface_cue(tmp_path):
+    """Chinese paragraphs, one per line: split into sentences, SOP segments meet at
+    sentence boundaries and no surface rule predicts the order; read as one sentence per
+    line, the segment ends give the order away (why --input_format paragraphs exists)."""
+    import json
+
+    from albert_keras.vocabulary import read_vocabulary
+    from data_fixtures import wordpiece_vocab_file
+
+    trial = os.path.join(os.path.dirname(BUNDLED), "..", "datasets", "cmrc2018",
+                         "cmrc2018_trial.json")
+    with open(trial, encoding="utf-8") as f:
+        contexts = [p["context"].replace("\n", " ") for a in json.load(f)["data"]
+                    for p in a["paragraphs"]]
+    (tmp_path / "zh.txt").write_text("\n".join(contexts) + "\n", encoding="utf-8")
+    vocabulary = read_vocabulary(wordpiece_vocab_file())
+    shares = {}
+    for input_format in ("paragraphs", "sentences"):
+        summary = cpd.run(cpd.parse_args([
+            "--input", str(tmp_path / "zh.txt"), "--spm_model", wordpiece_vocab_file(),
+            "--output_dir", str(tmp_path / input_format), "--max_seq_length", "128",
+            "--dupe_factor", "3", "--num_output_files", "1", "--seed", "5",
+            "--input_format", input_format]))
+        records = _records(summary["files_written"])
+        shares[input_format] = _surface_rule_shares(records, vocabulary)
+    paragraphs = {rule: share for rule, (count, share) in shares["paragraphs"].items()
+                  if count >= 200}
+    assert len(paragraphs) >= 6, shares["paragraphs"]
+    assert all(abs(share - 0.5) < 0.06 for share in paragraphs.values()), paragraphs
+    assert max(abs(share - 0.5) for count, share in shares["sentences"].values()
+               if count >= 50) > 0.2, shares["sentences"]

@@ -268,3 +268,15 @@ def test_random_replacements_uniform_over_vocabulary(batch):
     np.testing.assert_array_equal(a["masked_lm_positions"], b["masked_lm_positions"])
     with pytest.raises(ValueError, match="vocab_size=5"):
         mask_batch(batch, [0, 3], MAX_PRED, vocab_size=5)
+
+
+def test_sentencepiece_word_starts_follow_the_reference():
+    """The reference _is_start_piece_sp: a piece with any character outside English
+    letters and ASCII punctuation is a word of its own (Chinese pieces, digits, accents);
+    English continuations are not."""
+    from albert_keras.special_tokens import is_word_start_piece
+
+    starts = ["▁the", "<unk>", "[CLS]", ",", "€", "北京", "的", "12", "é", "x2", "▁"]
+    continues = ["ing", "able", "a-b", "x", "s'"]
+    assert all(is_word_start_piece(p) for p in starts)
+    assert not any(is_word_start_piece(p) for p in continues)

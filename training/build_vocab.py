@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from albert_keras.data.corpus import CorpusError, expand_input_pattern, read_documents
+from albert_keras.data.corpus import (INPUT_FORMATS, CorpusError, expand_input_pattern,
+                                      read_documents)
 from albert_keras.vocabulary import train_sentencepiece, write_sentencepiece_model
 
 
-def corpus_sentences(files, on_invalid_utf8="error"):
+def corpus_sentences(files, on_invalid_utf8="error", input_format="sentences"):
     for path in files:
         found = False
-        for document in read_documents(path, on_invalid_utf8):
+        for document in read_documents(path, on_invalid_utf8, input_format=input_format):
             for _, sentence in document:
                 found = True
                 yield sentence
@@ -39,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--max_sentences", type=int, default=10_000_000,
                         help="sample at most this many sentences for training")
     parser.add_argument("--on_invalid_utf8", choices=("error", "skip"), default="error")
+    parser.add_argument("--input_format", choices=INPUT_FORMATS, default="sentences",
+                        help="sentences: one sentence per line; paragraphs: one paragraph "
+                             "per line, split into sentences (as create_pretraining_data)")
     return parser.parse_args(argv)
 
 
@@ -49,7 +53,7 @@ def main(argv=None):
             raise ValueError("--vocab_size must exceed the 5 special pieces")
         files = expand_input_pattern(args.input)
         proto = train_sentencepiece(
-            corpus_sentences(files, args.on_invalid_utf8), args.vocab_size,
+            corpus_sentences(files, args.on_invalid_utf8, args.input_format), args.vocab_size,
             lower_case=not args.cased, max_sentences=args.max_sentences,
         )
     except (CorpusError, ValueError) as error:

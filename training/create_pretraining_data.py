@@ -3,7 +3,9 @@
     python -m training.create_pretraining_data --input 'corpus/*.txt' \
         --spm_model vocab/albert.model --output_dir data/pretrain --max_seq_length 128
 
-Input: one sentence per line, a blank line between documents. Each input file is
+Input: one sentence per line, a blank line between documents; or, with --input_format
+paragraphs, one paragraph per line, each a document split into sentences
+(albert_keras/data/sentences.py states the rule). Each input file is
 processed alone (read, normalise, tokenize, make instances dupe_factor times, shuffle
 within each round) with a seed derived from --seed and the file's index and name, so
 outputs are byte-identical whatever --num_workers, and memory is bounded by one input
@@ -37,7 +39,7 @@ import time
 
 import tensorflow as tf
 
-from albert_keras.data.corpus import CorpusError
+from albert_keras.data.corpus import INPUT_FORMATS, CorpusError
 from training.pretraining_data_engine import (COUNTS, FileResult, FileTask, check_run,
                                               output_paths, process_file, slice_paths,
                                               summarize)
@@ -178,6 +180,10 @@ def parse_args(argv=None):
     parser.add_argument("--cased", action="store_true", help="do not lowercase")
     parser.add_argument("--on_invalid_utf8", choices=("error", "skip"), default="error",
                         help="fail on an undecodable line (default) or skip and count it")
+    parser.add_argument("--input_format", choices=INPUT_FORMATS, default="sentences",
+                        help="sentences: one sentence per line, a blank line between "
+                             "documents; paragraphs: one paragraph (document) per line, "
+                             "split into sentences on 。！？； and . ! ?")
     parser.add_argument("--progress_seconds", type=float, default=30.0,
                         help="at most one progress line per this many seconds (local runner)")
     parser.add_argument("--runner", choices=RUNNERS, default="local",

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from albert_keras.data.corpus import CorpusCounts, CorpusError, expand_input_pattern, read_documents
-from albert_keras.data.instances import (InstanceCounts, create_instances, pad_instances,
+from albert_keras.data.instances import (InstanceCounts, create_instances, cut_table,
+                                         pad_instances,
                                          word_start_table)
 from albert_keras.vocabulary import python_encoder, read_model_proto, vocabulary_from_bytes
 
@@ -37,6 +38,7 @@ class DataSettings:
     seed: int
     static_masking: bool
     on_invalid_utf8: str
+    input_format: str = "sentences"
 
     @classmethod
     def from_args(cls, args, vocabulary_file: bytes) -> "DataSettings":
@@ -47,6 +49,7 @@ class DataSettings:
             dupe_factor=args.dupe_factor, short_seq_prob=args.short_seq_prob,
             seed=args.seed, static_masking=args.static_masking,
             on_invalid_utf8=args.on_invalid_utf8,
+            input_format=getattr(args, "input_format", "sentences"),
         )
 
 
@@ -109,7 +112,8 @@ def derive_seed(*parts) -> int:
 def _tokenized_documents(task: FileTask, encode, result: FileResult):
     settings = task.settings
     max_tokens = settings.max_seq_length - 3
-    for document in read_documents(task.path, settings.on_invalid_utf8, result.corpus):
+    for document in read_documents(task.path, settings.on_invalid_utf8, result.corpus,
+                                   settings.input_format):
         sentences = []
         for (number, _), ids in zip(document, encode([text for _, text in document])):
             if not ids:
@@ -141,6 +145,7 @@ def process_file(task: FileTask) -> FileResult:
     settings = task.settings
     vocabulary = vocabulary_from_bytes(settings.vocabulary_file)
     word_starts = word_start_table(list(vocabulary.pieces), vocabulary.kind)
+    cuts = cut_table(list(vocabulary.pieces), word_starts)
     result = FileResult(CorpusCounts(), InstanceCounts(), index=task.index,
                         slice_paths=list(task.slice_paths))
     documents = list(_tokenized_documents(
@@ -163,7 +168,7 @@ def process_file(task: FileTask) -> FileResult:
             for document in documents:
                 instances.extend(create_instances(
                     document, word_starts, settings.max_seq_length, settings.short_seq_prob,
-                    rng, result.instances, special=vocabulary.special,
+                    rng, result.instances, special=vocabulary.special, cuts=cuts,
                 ))
             rng.shuffle(instances)
             for start in range(0, len(instances), MASKING_BATCH):

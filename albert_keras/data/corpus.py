@@ -1,4 +1,7 @@
-"""Reading a plain-text corpus: one sentence per line, a blank line between documents.
+"""Reading a plain-text corpus: one sentence per line, a blank line between documents
+(INPUT_FORMATS "sentences", the reference format); or one paragraph per line ("paragraphs",
+as Chinese corpora usually come), each paragraph a document split into sentences by
+albert_keras.data.sentences (blank lines are ignored).
 
 Invalid UTF-8: by default a line that does not decode is an error naming the file and
 line; with on_invalid_utf8="skip" such lines are dropped and counted instead.
@@ -10,6 +13,11 @@ import dataclasses
 import glob
 import os
 from typing import Iterator
+
+from albert_keras.data.sentences import split_sentences
+
+
+INPUT_FORMATS = ("sentences", "paragraphs")
 
 
 class CorpusError(ValueError):
@@ -53,11 +61,14 @@ def _open_binary(path: str):
 
 
 def read_documents(
-    path: str, on_invalid_utf8: str = "error", counts: CorpusCounts | None = None
+    path: str, on_invalid_utf8: str = "error", counts: CorpusCounts | None = None,
+    input_format: str = "sentences",
 ) -> Iterator[list[tuple[int, str]]]:
     """Yields the documents of one file as lists of (line number, sentence)."""
     if on_invalid_utf8 not in ("error", "skip"):
         raise ValueError(f"on_invalid_utf8 must be 'error' or 'skip', not {on_invalid_utf8!r}")
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input_format must be one of {INPUT_FORMATS}, not {input_format!r}")
     counts = counts if counts is not None else CorpusCounts()
     document: list[tuple[int, str]] = []
     with _open_binary(path) as f:
@@ -73,7 +84,12 @@ def read_documents(
                 counts.invalid_lines += 1
                 counts.first_invalid = counts.first_invalid or number
                 continue
-            if line:
+            if line and input_format == "paragraphs":
+                sentences = [(number, s) for s in split_sentences(line)]
+                counts.documents += 1
+                counts.sentences += len(sentences)
+                yield sentences
+            elif line:
                 document.append((number, line))
             elif document:
                 counts.documents += 1

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import string
+import unicodedata
 
 import numpy as np
 
-from albert_keras.special_tokens import (SENTENCEPIECE_IDS, SpecialIds, is_word_start_piece,
+from albert_keras.special_tokens import (SENTENCEPIECE_IDS, WORD_START, WORDPIECE_CONTINUATION,
+                                         SpecialIds, is_word_start_piece,
                                          is_wordpiece_word_start)
 
 
@@ -46,6 +49,20 @@ def word_start_table(pieces: list[str], kind: str = "sentencepiece") -> np.ndarr
     return np.array([rule(piece) for piece in pieces], dtype=bool)
 
 
+def cut_table(pieces: list[str], word_starts: np.ndarray) -> np.ndarray:
+    """bool [vocab]: where a one-sentence chunk may be cut into SOP segments: before a
+    piece that starts a word and is not punctuation. Cutting before a punctuation mark
+    would start the second segment with it (in Chinese, where word boundaries are mostly
+    punctuation, nearly always), and a segment that starts with punctuation gives the
+    order away once swapped."""
+    def punctuation(piece: str) -> bool:
+        text = piece.lstrip(WORD_START).removeprefix(WORDPIECE_CONTINUATION)
+        return bool(text) and all(c in string.punctuation
+                                  or unicodedata.category(c).startswith("P") for c in text)
+
+    return word_starts & ~np.array([punctuation(piece) for piece in pieces], dtype=bool)
+
+
 def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: random.Random):
     """The reference truncate_seq_pair (drop from the front or the back of the longer),
     with bounds instead of deletions. Returns (a, b, dropped)."""
@@ -70,8 +87,12 @@ def create_instances(
     rng: random.Random,
     counts: InstanceCounts | None = None,
     special: SpecialIds = SENTENCEPIECE_IDS,
+    cuts: np.ndarray | None = None,
 ) -> list[Instance]:
-    """SOP instances from one document, a list of sentences as lists of token ids."""
+    """SOP instances from one document, a list of sentences as lists of token ids.
+    A chunk of several sentences is cut at a sentence boundary; a chunk of one sentence
+    before a piece where `cuts` (cut_table; default word_starts) is true."""
+    cuts = word_starts if cuts is None else cuts
     counts = counts if counts is not None else InstanceCounts()
     max_tokens = max_seq_length - 3
     target = max_tokens
@@ -91,12 +112,12 @@ def create_instances(
             a = [t for s in chunk[:a_end] for t in s]
             b = [t for s in chunk[a_end:] for t in s]
         else:
-            cuts = [j for j in range(1, len(sentence)) if word_starts[sentence[j]]]
-            if not cuts:
+            places = [j for j in range(1, len(sentence)) if cuts[sentence[j]]]
+            if not places:
                 counts.skipped_chunks += 1
                 chunk, length = [], 0
                 continue
-            cut = rng.choice(cuts)
+            cut = rng.choice(places)
             a, b = sentence[:cut], sentence[cut:]
         swapped = rng.random() < 0.5
         if swapped:
