@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import random
 from typing import Iterable
 
 import sentencepiece as spm
@@ -94,6 +95,21 @@ class SentencePieceVocabulary:
             )
 
 
+def sample_sentences(sentences: Iterable[str], count: int, seed: int) -> list[str]:
+    """At most `count` of the sentences, the same ones for the same seed (reservoir
+    sampling, in corpus order)."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, str]] = []
+    for index, sentence in enumerate(sentences):
+        if len(kept) < count:
+            kept.append((index, sentence))
+        else:
+            slot = rng.randrange(index + 1)
+            if slot < count:
+                kept[slot] = (index, sentence)
+    return [sentence for _, sentence in sorted(kept)]
+
+
 def train_sentencepiece(
     sentences: Iterable[str],
     vocab_size: int,
@@ -101,10 +117,20 @@ def train_sentencepiece(
     max_sentences: int = 10_000_000,
     seed_sentencepiece_size: int = 1_000_000,
     num_threads: int = 2,
+    character_coverage: float = 0.9995,
+    byte_fallback: bool = False,
+    max_sentence_length: int = 4192,
+    seed: int = 0,
 ) -> bytes:
     """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
 
-    Sentences are normalised with normalize_text first; blank ones are dropped.
+    Sentences are normalised with normalize_text first; blank ones are dropped; more
+    than max_sentences are sampled down, the same ones for the same seed. SentencePiece
+    skips sentences longer than max_sentence_length bytes (callers check, as
+    training.build_vocab does). character_coverage: the share of characters the pieces
+    must cover (SentencePiece's default 0.9995; 1.0 keeps every character, which a
+    Chinese corpus with rare characters may want); byte_fallback: characters outside the
+    vocabulary become their UTF-8 bytes (<0x..> pieces) instead of <unk>.
     hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
     """
     def normalised():
@@ -114,8 +140,22 @@ def train_sentencepiece(
                 yield sentence
 
     model = io.BytesIO()
+    try:
+        _train(model, sample_sentences(normalised(), max_sentences, seed), vocab_size,
+               seed_sentencepiece_size, num_threads, character_coverage, byte_fallback,
+               max_sentence_length, max_sentences)
+    except RuntimeError as error:  # SentencePiece's own checks, e.g. a vocabulary too small
+        raise ValueError(f"SentencePiece cannot train this vocabulary: "
+                         f"{str(error).split('] ')[-1]}") from None
+    proto = model.getvalue()
+    check_special_pieces(proto)
+    return proto
+
+
+def _train(model, sentences, vocab_size, seed_sentencepiece_size, num_threads,
+           character_coverage, byte_fallback, max_sentence_length, max_sentences):
     spm.SentencePieceTrainer.train(
-        sentence_iterator=normalised(),
+        sentence_iterator=iter(sentences),
         model_writer=model,
         model_type="unigram",
         vocab_size=vocab_size,
@@ -132,11 +172,28 @@ def train_sentencepiece(
         shuffle_input_sentence=True,
         seed_sentencepiece_size=seed_sentencepiece_size,
         num_threads=num_threads,
+        character_coverage=character_coverage,
+        byte_fallback=byte_fallback,
+        max_sentence_length=max_sentence_length,
         minloglevel=2,
     )
-    proto = model.getvalue()
-    check_special_pieces(proto)
-    return proto
+
+
+def unknown_rate(model_proto: bytes, sentences: list[str], lower_case: bool = True) -> dict:
+    """How much of `sentences` the model maps to <unk>: {"pieces", "unknown_pieces",
+    "characters", "unknown_characters"} (an <unk> piece covers the characters it spans)."""
+    processor = check_special_pieces(model_proto)
+    counts = dict(pieces=0, unknown_pieces=0, characters=0, unknown_characters=0)
+    for sentence in sentences:
+        text = normalize_text(sentence, lower_case)
+        pieces = processor.encode(text, out_type="proto").pieces
+        counts["pieces"] += len(pieces)
+        counts["characters"] += len(text)
+        for piece in pieces:
+            if piece.id == UNK_ID:
+                counts["unknown_pieces"] += 1
+                counts["unknown_characters"] += len(piece.surface)
+    return counts
 
 
 def write_sentencepiece_model(model_proto: bytes, model_prefix: str) -> tuple[str, str]:

@@ -46,6 +46,53 @@ def test_build_vocab_cli(tmp_path, capsys):
     assert "no input files match" in capsys.readouterr().err
 
 
+def test_build_vocab_for_chinese(tmp_path, capsys):
+    """Paragraphs split into sentences, every character kept or written as bytes, long
+    lines an error naming them (or counted), the <unk> share printed, the sampling the
+    same under the same seed."""
+    from training import build_vocab
+    from data_fixtures import sib200_sentences
+
+    paragraphs = ["".join(sib200_sentences("zho_Hans")[i:i + 3]) for i in range(0, 600, 3)]
+    corpus = tmp_path / "zh.txt"
+    corpus.write_text("\n".join(paragraphs) + "\n", encoding="utf-8")
+    base = ["--input", str(corpus), "--vocab_size", "2500", "--input_format", "paragraphs"]
+
+    def build(name, *flags):
+        prefix = str(tmp_path / name)
+        assert build_vocab.main(base + ["--model_prefix", prefix, *flags]) == 0
+        output = capsys.readouterr()
+        return open(prefix + ".model", "rb").read(), output
+
+    covered, output = build("all", "--character_coverage", "1.0")
+    assert "<unk>: 0.000% of the pieces" in output.out
+    default, output = build("default")
+    assert "<unk>:" in output.out and "<unk>: 0.000% of the pieces" not in output.out
+    rare = sorted(set("".join(paragraphs)), key="".join(paragraphs).count)[0]
+    processor = spm.SentencePieceProcessor(model_proto=covered)
+    assert processor.encode(rare)[-1] != 1  # kept with coverage 1.0
+    bytes_model, _ = build("bytes", "--byte_fallback")
+    processor = spm.SentencePieceProcessor(model_proto=bytes_model)
+    assert [processor.id_to_piece(i) for i in processor.encode("龘")][-3:] == [
+        "<0xE9>", "<0xBE>", "<0x98>"]
+    one, _ = build("one", "--max_sentences", "300", "--seed", "1")
+    again, _ = build("again", "--max_sentences", "300", "--seed", "1")
+    other, _ = build("other", "--max_sentences", "300", "--seed", "2")
+    assert one == again and one != other
+
+    long_corpus = tmp_path / "long.txt"
+    long_corpus.write_text("短句。\n" + "长" * 2000 + "\n", encoding="utf-8")
+    flags = ["--input", str(long_corpus), "--vocab_size", "20", "--model_prefix",
+             str(tmp_path / "long")]
+    assert build_vocab.main(flags) == 2
+    assert f"{long_corpus}:2: a line of 6000 bytes" in capsys.readouterr().err
+    assert build_vocab.main(flags + ["--long_lines", "skip"]) == 0
+    assert "1 of 2 lines (50.0%) were longer" in capsys.readouterr().err
+    assert build_vocab.main(base + ["--model_prefix", str(tmp_path / "small"),
+                                    "--vocab_size", "100", "--character_coverage", "1"]) == 2
+    assert "Vocabulary size is smaller than required_chars" in capsys.readouterr().err
+
+
 def test_vocabulary_and_data_code_import_no_tensorflow_text():
     script = (
         "import sys\n"
