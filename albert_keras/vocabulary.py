@@ -10,6 +10,7 @@ at ids 0-4 and SentencePiece's nmt_nfkc rule, as the reference vocabularies.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import os
@@ -121,6 +122,7 @@ def train_sentencepiece(
     byte_fallback: bool = False,
     max_sentence_length: int = 4192,
     seed: int = 0,
+    split_cjk: bool = False,
 ) -> bytes:
     """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
 
@@ -131,6 +133,10 @@ def train_sentencepiece(
     must cover (SentencePiece's default 0.9995; 1.0 keeps every character, which a
     Chinese corpus with rare characters may want); byte_fallback: characters outside the
     vocabulary become their UTF-8 bytes (<0x..> pieces) instead of <unk>.
+    split_cjk: the CJK mode, BERT's rule for Chinese: every CJK ideograph is a piece of
+    its own, never part of a longer one (cjk_symbols). The mode lives in the model proto
+    (the ideographs are SentencePiece user-defined symbols), so every tokenizer of the
+    model, Python or graph, applies it.
     hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
     """
     def normalised():
@@ -140,10 +146,11 @@ def train_sentencepiece(
                 yield sentence
 
     model = io.BytesIO()
+    sampled = sample_sentences(normalised(), max_sentences, seed)
+    symbols = cjk_symbols(sampled, character_coverage, vocab_size) if split_cjk else []
     try:
-        _train(model, sample_sentences(normalised(), max_sentences, seed), vocab_size,
-               seed_sentencepiece_size, num_threads, character_coverage, byte_fallback,
-               max_sentence_length, max_sentences)
+        _train(model, sampled, vocab_size, seed_sentencepiece_size, num_threads,
+               character_coverage, byte_fallback, max_sentence_length, max_sentences, symbols)
     except RuntimeError as error:  # SentencePiece's own checks, e.g. a vocabulary too small
         raise ValueError(f"SentencePiece cannot train this vocabulary: "
                          f"{str(error).split('] ')[-1]}") from None
@@ -152,8 +159,25 @@ def train_sentencepiece(
     return proto
 
 
+def cjk_symbols(sentences: list[str], coverage: float, vocab_size: int) -> list[str]:
+    """The CJK ideographs of the sentences, most frequent first, as many as cover
+    `coverage` of the ideographs' occurrences and at most half the vocabulary (the rest
+    are <unk>, or bytes with byte_fallback, one piece each: still never part of a longer
+    piece)."""
+    from albert_keras.wordpiece import is_cjk
+
+    counts = collections.Counter(c for sentence in sentences for c in sentence if is_cjk(c))
+    total, covered, kept = sum(counts.values()), 0, []
+    for char, count in counts.most_common(vocab_size // 2):
+        if covered >= coverage * total:
+            break
+        kept.append(char)
+        covered += count
+    return kept
+
+
 def _train(model, sentences, vocab_size, seed_sentencepiece_size, num_threads,
-           character_coverage, byte_fallback, max_sentence_length, max_sentences):
+           character_coverage, byte_fallback, max_sentence_length, max_sentences, symbols):
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
@@ -167,6 +191,7 @@ def _train(model, sentences, vocab_size, seed_sentencepiece_size, num_threads,
         pad_piece=SPECIAL_PIECES[PAD_ID],
         unk_piece=SPECIAL_PIECES[UNK_ID],
         control_symbols=list(SPECIAL_PIECES[2:]),
+        user_defined_symbols=symbols,
         normalization_rule_name="nmt_nfkc",
         input_sentence_size=max_sentences,
         shuffle_input_sentence=True,

@@ -304,3 +304,55 @@ def test_sop_pairs_of_chinese_paragraphs_carry_no_surface_cue(tmp_path):
     assert all(abs(share - 0.5) < 0.06 for share in paragraphs.values()), paragraphs
     assert max(abs(share - 0.5) for count, share in shares["sentences"].values()
                if count >= 50) > 0.2, shares["sentences"]
+
+
+@pytest.mark.parametrize("split_cjk", [True, False], ids=["cjk_mode", "plain"])
+def test_masking_statistics_on_chinese(tmp_path, split_cjk):
+    """Chinese paragraphs with a SentencePiece vocabulary: whole-word masking chooses 15%
+    of the maskable pieces, in spans of a few pieces, and no word is too long to be
+    masked (the reference word rule makes every piece with a Chinese character a word)."""
+    from albert_keras.data import pretraining_dataset
+    from albert_keras.vocabulary import train_sentencepiece, write_sentencepiece_model
+    from data_fixtures import sib200_sentences
+
+    chinese = sib200_sentences("zho_Hans")
+    (tmp_path / "zh.txt").write_text(
+        "\n".join("".join(chinese[i:i + 4]) for i in range(0, len(chinese), 4)) + "\n",
+        encoding="utf-8")
+    model, _ = write_sentencepiece_model(
+        train_sentencepiece(chinese, vocab_size=4000, split_cjk=split_cjk),
+        str(tmp_path / "spm"))
+    summary = cpd.run(cpd.parse_args([
+        "--input", str(tmp_path / "zh.txt"), "--spm_model", model, "--output_dir",
+        str(tmp_path / "out"), "--max_seq_length", "128", "--dupe_factor", "2",
+        "--num_output_files", "1", "--input_format", "paragraphs"]))
+    batch = next(iter(pretraining_dataset(summary["files_written"], 256, 128, 20,
+                                          training=False, seed=3)))
+    mask = batch["input_mask"].numpy()
+    ids = batch["input_ids"].numpy()
+    maskable = ((mask > 0) & (ids != CLS_ID) & (ids != SEP_ID)).sum(1)
+    chosen = batch["masked_lm_weights"].numpy().sum(1)
+    share = chosen.sum() / maskable.sum()
+    assert 0.13 < share < 0.16, share
+    # Spans: runs of consecutive chosen positions.
+    positions = batch["masked_lm_positions"].numpy()
+    runs = []
+    for row, count in zip(positions, chosen.astype(int)):
+        chosen_row = sorted(row[:count])
+        length = 1
+        for a, b in zip(chosen_row, chosen_row[1:]):
+            if b == a + 1:
+                length += 1
+            else:
+                runs.append(length)
+                length = 1
+        runs.append(length)
+    assert 1.0 <= np.mean(runs) < 3.0 and max(runs) <= 20, (np.mean(runs), max(runs))
+    # Every word fits in max_predictions, so every piece can be masked.
+    records = _records(summary["files_written"])
+    longest = 0
+    for record in records:
+        boundary = record["token_boundary"][:int(record["input_mask"].sum())]
+        starts = np.flatnonzero(boundary)
+        longest = max(longest, int(np.diff(np.append(starts, len(boundary))).max()))
+    assert longest <= 20, longest

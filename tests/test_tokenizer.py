@@ -172,3 +172,37 @@ def test_survives_clearing_eager_caches(tokenizer):
     before = tokenizer.tokenize(["the city"]).to_list()
     tf.random.set_seed(7)  # clears eager kernels, which held tensorflow_text's own resource
     assert tokenizer.tokenize(["the city"]).to_list() == before
+
+
+def test_cjk_mode_makes_no_piece_of_two_ideographs():
+    """A SentencePiece vocabulary trained in CJK mode (its ideographs user-defined
+    symbols): every piece that holds a CJK ideograph holds only it, in the graph as in
+    Python, offsets included, with no extra "▁" per character; ideographs outside the
+    vocabulary are <unk> (SentencePiece makes one <unk> of a run of them)."""
+    from albert_keras.vocabulary import SentencePieceVocabulary, train_sentencepiece
+    from albert_keras.wordpiece import is_cjk
+    from data_fixtures import sib200_sentences
+
+    chinese = sib200_sentences("zho_Hans")
+    proto = train_sentencepiece(chinese + sib200_sentences("eng_Latn"), vocab_size=4000,
+                                split_cjk=True)
+    tokenizer = tok.AlbertTokenizer(SentencePieceVocabulary.from_proto(proto))
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    texts = sib200_sentences("zho_Hans", "dev") + ["emma在London踢足球，2020年。", "\x00中\x00文龘"]
+    ids, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))
+    assert ids.to_list() == tokenizer.tokenize(tf.constant(texts)).to_list()
+    assert ids.to_list() == processor.encode([normalize_text(t) for t in texts])
+    ideographs = characters = 0
+    for text, row, row_starts, row_ends in zip(texts, ids.to_list(), starts.to_list(),
+                                               ends.to_list()):
+        for piece, start, end in zip(row, row_starts, row_ends):
+            if piece == processor.unk_id():
+                continue
+            characters += sum(map(is_cjk, text[start:end]))
+            if any(is_cjk(c) for c in processor.id_to_piece(piece)):
+                ideographs += 1
+                assert len(text[start:end].strip("\x00")) == 1, text[start:end]
+    assert ideographs == characters > 2000  # one piece per ideograph, no more
+    # Without the mode, the same corpus makes pieces of several ideographs.
+    plain = spm.SentencePieceProcessor(model_proto=train_sentencepiece(chinese, vocab_size=3000))
+    assert max(sum(map(is_cjk, p)) for t in texts[:20] for p in plain.encode(t, out_type=str)) > 1

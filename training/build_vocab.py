@@ -2,7 +2,8 @@
 
     python -m training.build_vocab --input 'corpus/*.txt' --vocab_size 30000 \
         --model_prefix vocab/albert [--cased] [--input_format paragraphs] \
-        [--character_coverage 0.9995] [--byte_fallback] [--max_sentences N --seed S]
+        [--character_coverage 0.9995] [--byte_fallback] [--split_cjk]
+        [--max_sentences N --seed S]
 
 Writes PREFIX.model and PREFIX.vocab (each atomically) with "<pad>" 0, "<unk>" 1,
 "[CLS]" 2, "[SEP]" 3, "[MASK]" 4. Lines are normalised as the reference does (whitespace
@@ -11,9 +12,12 @@ the model keeps SentencePiece's default nmt_nfkc rule, as the reference vocabula
 Blank lines (document breaks) are ignored; with --input_format paragraphs each line is
 split into sentences first (albert_keras/data/sentences.py).
 
-For Chinese: --character_coverage 1.0 keeps every character (SentencePiece's default
-0.9995 maps the rarest to <unk>), --byte_fallback writes characters outside the
-vocabulary as their UTF-8 bytes instead of <unk>. SentencePiece silently skips lines
+For Chinese: --split_cjk makes every CJK ideograph a piece of its own, as BERT's
+tokenizer does (the Chinese ALBERTs' choice: pieces of several characters leave answer
+and word boundaries unreachable); the mode is stored in the model (the ideographs are
+SentencePiece user-defined symbols), so every stage applies it. --character_coverage
+1.0 keeps every character (SentencePiece's default 0.9995 maps the rarest to <unk>),
+--byte_fallback writes characters outside the vocabulary as their UTF-8 bytes. SentencePiece silently skips lines
 longer than --max_sentence_length bytes: here such a line is an error naming it, or
 with --long_lines skip a counted warning. More than --max_sentences sentences are
 sampled down, the same ones for the same --seed. The <unk> share of the corpus's first
@@ -91,6 +95,8 @@ def parse_args(argv=None):
                         help="the share of characters the pieces cover (1.0: all)")
     parser.add_argument("--byte_fallback", action="store_true",
                         help="characters outside the vocabulary become UTF-8 byte pieces")
+    parser.add_argument("--split_cjk", action="store_true",
+                        help="every CJK ideograph a piece of its own (BERT's rule)")
     parser.add_argument("--max_sentence_length", type=int, default=4192,
                         help="the longest line, in bytes, SentencePiece trains on")
     parser.add_argument("--long_lines", choices=("error", "skip"), default="error",
@@ -113,7 +119,8 @@ def main(argv=None):
         proto = train_sentencepiece(
             lines, args.vocab_size, lower_case=lower_case, max_sentences=args.max_sentences,
             character_coverage=args.character_coverage, byte_fallback=args.byte_fallback,
-            max_sentence_length=args.max_sentence_length, seed=args.seed)
+            max_sentence_length=args.max_sentence_length, seed=args.seed,
+            split_cjk=args.split_cjk)
     except (CorpusError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
