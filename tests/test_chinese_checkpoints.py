@@ -115,8 +115,8 @@ def test_each_family_fine_tunes_and_serves_raw_chinese(converted, vocabulary, tm
         run = tmp_path / family
         assert finetune.main([
             "--config", config, "--init_model", converted[family][0],
-            "--output_dir", str(run), "--total_steps", "6", "--steps_per_epoch", "6",
-            "--eval_steps", "1", "--seq_length", "64", "--global_batch_size", "8",
+            "--output_dir", str(run), "--total_steps", "3", "--steps_per_epoch", "3",
+            "--eval_steps", "1", "--seq_length", "64", "--global_batch_size", "4",
             "--warmup_steps", "1"]) == 0
         assert json.loads((run / "eval_results.json").read_text())["num_examples"] == 99
         assert (run / "vocab.txt").read_bytes() == vocabulary.file_bytes

@@ -8,7 +8,7 @@ import pytest
 
 from albert_keras import AlbertClassifier, AlbertConfig
 from albert_keras.models.model_vocabulary import (attach_vocabulary, carried_vocabulary,
-                                                  read_from_keras_file)
+                                                  choose_vocabulary, read_from_keras_file)
 from albert_keras.vocabulary import read_vocabulary
 from albert_keras.wordpiece import WordPieceTokenizer
 from data_fixtures import wordpiece_vocab_file
@@ -67,12 +67,14 @@ def test_another_vocabulary_is_refused_unless_replaced(saved_classifier, tmp_pat
                             "--export_base", base]) == 2
     err = capsys.readouterr().err
     assert "is not the vocabulary the model carries" in err and "--replace_vocabulary" in err
-    assert export_lib.main(["--model", path, "--export_base", base, "--cased"]) == 0
-    assert export_lib.main(["--model", path, "--spm_model", wordpiece_vocab_file(cased=True),
-                            "--export_base", base]) == 0  # the same file: fine
+    carried = read_from_keras_file(path)
+    same = read_vocabulary(wordpiece_vocab_file(cased=True))
+    assert choose_vocabulary(carried, same, False, replace=False, model="m") is carried
+    with pytest.raises(ValueError, match="--cased says otherwise"):
+        choose_vocabulary(carried, None, True, replace=False, model="m")
     assert export_lib.main(["--model", path, "--spm_model", str(other),
                             "--export_base", base, "--replace_vocabulary"]) == 0
-    assert sorted(os.listdir(base)) == ["1", "2", "3"]
+    assert sorted(os.listdir(base)) == ["1"]
 
 
 def test_a_file_saved_before_needs_the_flag(tmp_path, capsys):

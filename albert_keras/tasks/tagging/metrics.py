@@ -12,7 +12,11 @@ def tagging_metrics(gold, predicted, entity_tags: bool) -> dict:
     also entity-level "precision", "recall", "f1" overall and "f1_TYPE",
     "precision_TYPE", "recall_TYPE" per entity type, with conlleval's chunking
     (spans.py): an entity counts as correct when its type, first and
-    last word all match. A ratio with a zero denominator is 0, as in conlleval."""
+    last word all match. "unlabeled_precision", "unlabeled_recall", "unlabeled_f1" score
+    the spans whatever their type: for character-level B-/I-UPOS tags
+    (training/prepare_segmentation.py) "f1" is the CoNLL 2018 word + UPOS F1 and
+    "unlabeled_f1" its word segmentation F1. A ratio with a zero denominator is 0, as in
+    conlleval."""
     if len(gold) != len(predicted) or any(len(g) != len(p) for g, p in zip(gold, predicted)):
         raise ValueError("gold and predicted tags must have the same sentences and lengths")
     words = sum(len(g) for g in gold)
@@ -33,6 +37,9 @@ def tagging_metrics(gold, predicted, entity_tags: bool) -> dict:
 
     results["precision"], results["recall"], results["f1"] = scores(gold_spans, predicted_spans)
     results["entities"] = len(gold_spans)
+    (results["unlabeled_precision"], results["unlabeled_recall"],
+     results["unlabeled_f1"]) = scores({(i, first, last) for i, _, first, last in gold_spans},
+                                       {(i, first, last) for i, _, first, last in predicted_spans})
     for kind in sorted({span[1] for span in gold_spans | predicted_spans}):
         precision, recall, f1 = scores({s for s in gold_spans if s[1] == kind},
                                        {s for s in predicted_spans if s[1] == kind})
