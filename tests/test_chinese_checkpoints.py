@@ -26,6 +26,9 @@ from test_convert_tf1 import compare, features_for, transformers_model  # noqa: 
 from test_convert_tf1 import reference_arrays  # noqa: E402
 from training import finetune  # noqa: E402
 
+# The module-scoped fixtures are built once, on one worker.
+pytestmark = pytest.mark.xdist_group("chinese_checkpoints")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATOL = 1e-4
 FAMILIES = ("google_zh", "transformers_zh", "brightmart")

@@ -12,6 +12,9 @@ import pytest
 from albert_keras.tasks.question_answering import cmrc2018_eval
 from training import evaluate_squad
 
+# The module-scoped fixtures are built once, on one worker.
+pytestmark = pytest.mark.xdist_group("cmrc2018")
+
 CMRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                     "training", "datasets", "cmrc2018")
 TRIAL = os.path.join(CMRC, "cmrc2018_trial.json")

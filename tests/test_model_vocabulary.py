@@ -15,6 +15,9 @@ from data_fixtures import wordpiece_vocab_file
 from fresh_process import call_reloaded
 from serving import export as export_lib
 
+# The module-scoped fixtures are built once, on one worker.
+pytestmark = pytest.mark.xdist_group("model_vocabulary")
+
 SAVED = os.path.join(os.path.dirname(__file__), "saved_keras", "classifier.keras")
 
 

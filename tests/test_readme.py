@@ -15,3 +15,14 @@ def test_readme_python_example_runs(capsys):
     printed = capsys.readouterr().out
     assert "(1, 6, 64) (1, 64)" in printed
     assert "sentence_order_accuracy" in printed
+
+
+def test_the_chinese_readme_uses_the_english_readmes_commands():
+    """README_zh.md gives the same commands: every line of its shell blocks is a line of
+    README.md, so the two cannot drift apart."""
+    zh = open(os.path.join(os.path.dirname(README), "README_zh.md"), encoding="utf-8").read()
+    english = set(open(README, encoding="utf-8").read().splitlines())
+    lines = [line for block in re.findall(r"```sh\n(.*?)```", zh, flags=re.S)
+             for line in block.splitlines() if line.strip()]
+    assert len(lines) > 20
+    assert [line for line in lines if line not in english] == []

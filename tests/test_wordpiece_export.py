@@ -21,6 +21,9 @@ from albert_keras.wordpiece import WordPieceTokenizer
 from data_fixtures import sib200_sentences, wordpiece_vocab_file
 from serving import export as export_lib
 
+# The module-scoped fixtures are built once, on one worker.
+pytestmark = pytest.mark.xdist_group("wordpiece_export")
+
 LENGTH = 32
 TAGS = ["O", "B-LOC", "I-LOC"]
 

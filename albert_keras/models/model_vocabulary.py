@@ -73,9 +73,8 @@ def read_from_keras_file(path: str) -> ModelVocabulary | None:
     model (None when it carries none)."""
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-        for name in names:
-            if name.startswith("assets/") and name.endswith("/" + SETTINGS_ASSET) or \
-                    name == f"assets/{SETTINGS_ASSET}":
+        for name in names:  # assets/<the backbone's path>/tokenizer.json
+            if name.startswith("assets/") and name.endswith("/" + SETTINGS_ASSET):
                 folder = name[: -len(SETTINGS_ASSET)]
                 if folder + VOCABULARY_ASSET in names:
                     return _from_asset_bytes(archive.read(folder + VOCABULARY_ASSET),
