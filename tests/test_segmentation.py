@@ -64,8 +64,8 @@ def test_segmenter_fine_tunes_and_tags_raw_chinese(tmp_path, capsys):
         "--config", os.path.join(ROOT, "training", "configs", "segmentation_zh.json"),
         "--spm_model", wordpiece_vocab_file(), "--init_model", "", "--output_dir", str(run),
         "--train_file", str(data / "train.jsonl"), "--eval_file", str(data / "dev.jsonl"),
-        "--total_steps", "30", "--steps_per_epoch", "30", "--warmup_steps", "3",
-        "--seq_length", "64", "--learning_rate", "0.003"]) == 0
+        "--total_steps", "20", "--steps_per_epoch", "20", "--warmup_steps", "2",
+        "--seq_length", "64", "--learning_rate", "0.005"]) == 0
     results = json.loads((run / "eval_results.json").read_text())
     assert results["unlabeled_f1"] > 0.3 and 0 < results["f1"] < results["unlabeled_f1"]
     base = tmp_path / "saved_models"
