@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import string
-import unicodedata
 
 import numpy as np
 
 from albert_keras.special_tokens import (SENTENCEPIECE_IDS, WORD_START, WORDPIECE_CONTINUATION,
                                          SpecialIds, is_word_start_piece,
                                          is_wordpiece_word_start)
+from albert_keras.wordpiece import is_punctuation
 
 
 @dataclasses.dataclass
@@ -57,8 +56,7 @@ def cut_table(pieces: list[str], word_starts: np.ndarray) -> np.ndarray:
     order away once swapped."""
     def punctuation(piece: str) -> bool:
         text = piece.lstrip(WORD_START).removeprefix(WORDPIECE_CONTINUATION)
-        return bool(text) and all(c in string.punctuation
-                                  or unicodedata.category(c).startswith("P") for c in text)
+        return bool(text) and all(map(is_punctuation, text))
 
     return word_starts & ~np.array([punctuation(piece) for piece in pieces], dtype=bool)
 

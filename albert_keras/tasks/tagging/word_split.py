@@ -22,25 +22,11 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from albert_keras.tokenizer import code_point_offsets, regex_class, without_nul
-
-_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+from albert_keras.wordpiece import is_cjk, is_punctuation  # BERT's character classes
 
 
 def is_separator(char: str) -> bool:
     return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
-
-
-def is_punctuation(char: str) -> bool:
-    code = ord(char)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def is_cjk(char: str) -> bool:
-    code = ord(char)
-    return any(low <= code <= high for low, high in _CJK_RANGES)
 
 
 def split_words(text: str) -> list:
