@@ -8,6 +8,8 @@ import os
 FINAL_MODEL = "final_model.keras"
 MODEL_CONFIG = "albert_config.json"
 SENTENCEPIECE_MODEL = "spm.model"
+# The vocabulary file a run writes beside its model, by the vocabulary's kind.
+VOCABULARY_FILES = {"sentencepiece": SENTENCEPIECE_MODEL, "wordpiece": "vocab.txt"}
 
 
 def model_file(path: str) -> str:

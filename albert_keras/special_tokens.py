@@ -37,9 +37,6 @@ class SpecialIds:
         """The first id after every special one: random MLM replacements start here."""
         return max(dataclasses.astuple(self)) + 1
 
-    def __str__(self):
-        return ", ".join(f"{name}={value}" for name, value in dataclasses.asdict(self).items())
-
 
 SENTENCEPIECE_IDS = SpecialIds(PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID)
 

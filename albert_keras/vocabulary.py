@@ -81,9 +81,6 @@ class SentencePieceVocabulary:
     def file_bytes(self) -> bytes:
         return self.model_proto
 
-    def id_to_piece(self, index: int) -> str:
-        return self.pieces[index]
-
     def check_size(self, vocab_size: int):
         """Raises ValueError unless the vocabulary has exactly vocab_size pieces. A
         smaller one tokenizes without error into ids the model learned for other pieces
@@ -244,9 +241,6 @@ def read_model_proto(path: str, what: str = "SentencePiece model") -> bytes:
         raise FileNotFoundError(f"{what} not found: {path}")
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
-
-
-VOCABULARY_FILES = {"sentencepiece": "spm.model", "wordpiece": "vocab.txt"}
 
 
 def is_wordpiece_file(data: bytes) -> bool:

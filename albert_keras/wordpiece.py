@@ -21,6 +21,7 @@ it came from (a piece's span takes in the deleted characters after it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import unicodedata
 
 from albert_keras.special_tokens import WORDPIECE_CONTINUATION, SpecialIds
@@ -94,15 +95,18 @@ class WordPieceVocabulary:
         pieces = tuple(line.rstrip("\r") for line in text.split("\n"))
         if pieces and pieces[-1] == "":  # the file's final newline
             pieces = pieces[:-1]
-        ids = {}
-        for index, piece in enumerate(pieces):
-            ids.setdefault(piece, index)
+        ids = _first_ids(pieces)
         missing = [token for token in SPECIAL_TOKENS.values() if token not in ids]
         if missing:
             raise ValueError(f"{source} lacks BERT's special tokens {missing}: a WordPiece "
                              "vocabulary needs [PAD] [UNK] [CLS] [SEP] [MASK], one per line")
         special = SpecialIds(**{name: ids[token] for name, token in SPECIAL_TOKENS.items()})
         return cls(pieces, special, source)
+
+    @functools.cached_property
+    def ids(self) -> dict:
+        """piece -> id (the first line of a piece that repeats)."""
+        return _first_ids(self.pieces)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "the WordPiece vocabulary"):
@@ -127,8 +131,13 @@ class WordPieceVocabulary:
                 f"{self.source} has {self.size} tokens but the model's vocab_size is "
                 f"{vocab_size}: it is not the vocabulary the model was trained with")
 
-    def id_to_piece(self, index: int) -> str:
-        return self.pieces[index]
+
+
+def _first_ids(pieces) -> dict:
+    ids = {}
+    for index, piece in enumerate(pieces):
+        ids.setdefault(piece, index)
+    return ids
 
 
 class WordPieceTokenizer:
@@ -137,9 +146,7 @@ class WordPieceTokenizer:
     def __init__(self, vocabulary: WordPieceVocabulary, lower_case: bool = True):
         self.vocabulary = vocabulary
         self.lower_case = lower_case
-        self._ids = {}
-        for index, piece in enumerate(vocabulary.pieces):
-            self._ids.setdefault(piece, index)
+        self._ids = vocabulary.ids
         self._unk = vocabulary.special.unk
 
     def words(self, text: str) -> list[tuple[int, int]]:
@@ -200,6 +207,3 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[int]:
         return self.tokenize_with_offsets(text)[0]
-
-    def pieces(self, text: str) -> list[str]:
-        return [self.vocabulary.pieces[i] for i in self.tokenize(text)]

@@ -10,12 +10,12 @@ import sys
 import keras
 import tensorflow as tf
 
-from albert_keras import AlbertConfig, run_directory
+from albert_keras import AlbertConfig, atomic_file, run_directory
 from albert_keras.atomic_file import atomic_path
 from albert_keras.models.model_vocabulary import carried_vocabulary
 from albert_keras.optimization import create_optimizer
 from albert_keras.layers.fused_ops import resolve_fusion
-from albert_keras.vocabulary import VOCABULARY_FILES, read_vocabulary
+from albert_keras.vocabulary import read_vocabulary
 from training.callbacks import (CheckpointEveryEpoch, NonFiniteLossError, TrainingRateLogger,
                                 current_step)
 
@@ -123,10 +123,9 @@ def save_final_outputs(model, output_dir: str, chief: bool, spm_model: str | Non
                                   format="internal")
         carried = carried_vocabulary(model)
         if carried is not None:
-            name = VOCABULARY_FILES[carried.vocabulary.kind]
-            with atomic_path(os.path.join(output_dir, name)) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(carried.vocabulary.file_bytes)
+            atomic_file.write_bytes(
+                os.path.join(output_dir, run_directory.VOCABULARY_FILES[carried.vocabulary.kind]),
+                carried.vocabulary.file_bytes)
         elif spm_model:
             copy_into(spm_model, output_dir, run_directory.SENTENCEPIECE_MODEL)
 
