@@ -108,10 +108,25 @@ def sample_sentences(sentences: Iterable[str], count: int, seed: int) -> list[st
     return [sentence for _, sentence in sorted(kept)]
 
 
-def train_sentencepiece(
+def normalized_sentences(sentences: Iterable[str], lower_case: bool = True):
+    """The sentences as the vocabulary is trained on them (normalize_text), blank ones
+    dropped."""
+    for sentence in sentences:
+        sentence = normalize_text(sentence, lower_case)
+        if sentence:
+            yield sentence
+
+
+def train_sentencepiece(sentences: Iterable[str], vocab_size: int, lower_case: bool = True,
+                        **options) -> bytes:
+    """Trains ALBERT's unigram SentencePiece model on raw sentences (normalised first);
+    returns the model proto bytes. options: those of train_normalized."""
+    return train_normalized(normalized_sentences(sentences, lower_case), vocab_size, **options)
+
+
+def train_normalized(
     sentences: Iterable[str],
     vocab_size: int,
-    lower_case: bool = True,
     max_sentences: int = 10_000_000,
     seed_sentencepiece_size: int = 1_000_000,
     num_threads: int = 2,
@@ -121,10 +136,10 @@ def train_sentencepiece(
     seed: int = 0,
     split_cjk: bool = False,
 ) -> bytes:
-    """Trains ALBERT's unigram SentencePiece model; returns the model proto bytes.
+    """Trains ALBERT's unigram SentencePiece model on normalized_sentences; returns the
+    model proto bytes.
 
-    Sentences are normalised with normalize_text first; blank ones are dropped; more
-    than max_sentences are sampled down, the same ones for the same seed. SentencePiece
+    More than max_sentences sentences are sampled down, the same ones for the same seed. SentencePiece
     skips sentences longer than max_sentence_length bytes (callers check, as
     training.build_vocab does). character_coverage: the share of characters the pieces
     must cover (SentencePiece's default 0.9995; 1.0 keeps every character, which a
@@ -136,14 +151,8 @@ def train_sentencepiece(
     model, Python or graph, applies it.
     hard_vocab_limit=False lets a small corpus yield fewer pieces than asked for.
     """
-    def normalised():
-        for sentence in sentences:
-            sentence = normalize_text(sentence, lower_case)
-            if sentence:
-                yield sentence
-
     model = io.BytesIO()
-    sampled = sample_sentences(normalised(), max_sentences, seed)
+    sampled = sample_sentences(sentences, max_sentences, seed)
     symbols = cjk_symbols(sampled, character_coverage, vocab_size) if split_cjk else []
     try:
         _train(model, sampled, vocab_size, seed_sentencepiece_size, num_threads,

@@ -33,7 +33,7 @@ import sys
 from albert_keras.data.corpus import (INPUT_FORMATS, CorpusError, expand_input_pattern,
                                       read_documents)
 from albert_keras.text_normalization import normalize_text
-from albert_keras.vocabulary import train_sentencepiece, unknown_rate, write_sentencepiece_model
+from albert_keras.vocabulary import train_normalized, unknown_rate, write_sentencepiece_model
 
 UNKNOWN_SAMPLE = 10_000
 
@@ -52,8 +52,9 @@ def corpus_sentences(files, on_invalid_utf8="error", input_format="sentences",
 
 
 class LongLines:
-    """Passes sentences on; one longer than max_bytes once normalised (SentencePiece would
-    drop it silently) is an error naming it, or with skip=True counted and left out."""
+    """Passes the sentences on normalised (vocabulary.normalized_sentences); one longer
+    than max_bytes (SentencePiece would drop it silently) is an error naming it, or with
+    skip=True counted and left out."""
 
     def __init__(self, places_and_sentences, max_bytes: int, lower_case: bool, skip: bool):
         self.source, self.max_bytes = places_and_sentences, max_bytes
@@ -64,7 +65,8 @@ class LongLines:
     def __iter__(self):
         for place, sentence in self.source:
             self.count += 1
-            size = len(normalize_text(sentence, self.lower_case).encode("utf-8"))
+            sentence = normalize_text(sentence, self.lower_case)
+            size = len(sentence.encode("utf-8"))
             if size > self.max_bytes:
                 if not self.skip:
                     raise CorpusError(
@@ -75,7 +77,8 @@ class LongLines:
                 self.skipped += 1
                 self.first = self.first or place
                 continue
-            yield sentence
+            if sentence:
+                yield sentence
 
 
 def parse_args(argv=None):
@@ -116,8 +119,8 @@ def main(argv=None):
         lines = LongLines(corpus_sentences(files, args.on_invalid_utf8, args.input_format,
                                            with_places=True),
                           args.max_sentence_length, lower_case, args.long_lines == "skip")
-        proto = train_sentencepiece(
-            lines, args.vocab_size, lower_case=lower_case, max_sentences=args.max_sentences,
+        proto = train_normalized(
+            lines, args.vocab_size, max_sentences=args.max_sentences,
             character_coverage=args.character_coverage, byte_fallback=args.byte_fallback,
             max_sentence_length=args.max_sentence_length, seed=args.seed,
             split_cjk=args.split_cjk)
