@@ -6,6 +6,23 @@ import os
 import subprocess
 import sys
 
+import tensorflow as tf
+
+
+class ExportedTokenizer(tf.Module):
+    """A tokenizer saved alone: `tokenize` gives the packed features (seq_length 16) and
+    each piece's id and code-point span (padded with -1)."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def tokenize(self, text):
+        ids, starts, ends = self.tokenizer.tokenize_with_offsets(text)
+        return dict(self.tokenizer(text, seq_length=16), ids=ids.to_tensor(-1),
+                    starts=starts.to_tensor(-1), ends=ends.to_tensor(-1))
+
 
 def call_reloaded(export_dir: str | None, expression: str, cwd: str, setup: str = ""):
     """Loads export_dir as `m` (if given), runs `setup` lines, and returns the JSON

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from albert_keras import tokenizer as tok
 from albert_keras.text_normalization import normalize_text
-from fresh_process import call_reloaded
+from fresh_process import ExportedTokenizer, call_reloaded
 from data_fixtures import VARIED_TEXT, generated_documents, tiny_spm_model, write_corpus
 
 EXTRA_TEXT = [
@@ -145,19 +145,9 @@ def test_vocabulary_without_special_pieces_is_rejected(tmp_path):
         tok.AlbertTokenizer.from_file(str(tmp_path / "nothing.model"))
 
 
-class _Exported(tf.Module):
-    def __init__(self, tokenizer):
-        super().__init__()
-        self.tokenizer = tokenizer
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def tokenize(self, text):
-        return self.tokenizer(text, seq_length=16)
-
-
 def test_saved_model_reloads_with_only_tensorflow_text(tokenizer, tmp_path):
     export = str(tmp_path / "exported")
-    tf.saved_model.save(_Exported(tokenizer), export)
+    tf.saved_model.save(ExportedTokenizer(tokenizer), export)
     texts = ["Héllo wörld, the city", "", "東京 😀 123"]
     expected = tokenizer(tf.constant(texts), seq_length=16)["input_ids"].numpy()
     reloaded = call_reloaded(
